@@ -1,0 +1,20 @@
+"""Constants shared by model, data and evaluation code (LLaVA / MobileVLM conventions)."""
+
+# Placeholder id spliced into input_ids where image features go (MobileVLM's IMAGE_TOKEN_INDEX).
+IMAGE_TOKEN_INDEX = -200
+# Label id ignored by the loss (non-assistant tokens, padding, image positions).
+IGNORE_INDEX = -100
+DEFAULT_IMAGE_TOKEN = "<image>"
+
+# The seven LoRA-adapted projections of a Llama decoder layer, in the paper's eq. 3 order.
+COMPONENTS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj")
+# Where each component lives inside `model.layers.<i>` of a Llama model.
+COMPONENT_PARENT = {
+    "q_proj": "self_attn",
+    "k_proj": "self_attn",
+    "v_proj": "self_attn",
+    "o_proj": "self_attn",
+    "gate_proj": "mlp",
+    "up_proj": "mlp",
+    "down_proj": "mlp",
+}
