@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hydra_repro.allocation import FINE_SETTINGS, MOBILELLAMA_1_4B, RULES, ModelDims, allocate
 from hydra_repro.errors import UserError
+from hydra_repro.io import read_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,12 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def read_norms(path: Path) -> list[float]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"--grad-norms: {path} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"--grad-norms: {path} is not valid JSON ({e})") from None
+    data = read_json(path, "--grad-norms file: a JSON list of numbers")
     if isinstance(data, dict) and "layer_norms" in data:
         data = data["layer_norms"]
     if not isinstance(data, list) or not data:
@@ -54,12 +50,7 @@ def read_dims(path: Path | None, n_layers: int) -> ModelDims:
     if path is None:
         d = {f.name: getattr(MOBILELLAMA_1_4B, f.name) for f in fields(ModelDims)}
     else:
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"--model-dims: {path} not found") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"--model-dims: {path} is not valid JSON ({e})") from None
+        d = read_json(path, "--model-dims file")
         allowed = {f.name for f in fields(ModelDims)}
         if not isinstance(d, dict) or set(d) - allowed:
             raise UserError(f"--model-dims: {path} must be an object with keys from {sorted(allowed)}")

@@ -15,6 +15,8 @@ from hydra_repro.errors import UserError
 # verb -> (module, one-line help). Add a verb here when its module exists and works.
 VERBS: dict[str, tuple[str, str]] = {
     "allocate": ("hydra_repro.allocate_cli", "HyDRA rank allocation from per-layer gradient norms (eq. 5-10)"),
+    "prepare": ("hydra_repro.prepare", "build a profile's data: LLaVA-format JSON, images, eval sets, task YAMLs"),
+    "pretrain": ("hydra_repro.pretrain", "stage I: the base VLM (mini: from scratch; paper: LDP projector only)"),
 }
 
 

@@ -8,7 +8,6 @@ quietly apply the wrong rank. Training reads the realized ranks back and compare
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 from hydra_repro.allocation import FIXED_LAYOUTS, ModelDims, trainable_params
 from hydra_repro.constants import COMPONENT_PARENT, COMPONENTS
 from hydra_repro.errors import UserError
-from hydra_repro.io import atomic_write_json
+from hydra_repro.io import atomic_write_json, read_json
 
 # Full name of a Llama decoder projection inside our VLM (and inside MobileVLM's checkpoints).
 MODULE_NAME = "model.layers.{layer}.{parent}.{component}"
@@ -122,11 +121,4 @@ class Schedule:
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"{path}: schedule file not found") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON ({e})") from None
-        return cls.from_dict(d, where=str(path))
+        return cls.from_dict(read_json(path, "schedule file"), where=str(path))

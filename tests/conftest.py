@@ -12,3 +12,20 @@ settings.register_profile("ci", deadline=None, max_examples=100, suppress_health
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.register_profile("thorough", deadline=None, max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory):
+    """The smoke profile's data (params.yaml), built once per test session (~2 s)."""
+    from hydra_repro.config import dataclass_from_dict, load_params
+    from hydra_repro.prepare import DataConfig, prepare
+
+    _, section = load_params(REPO / "params.yaml", "smoke")
+    out = tmp_path_factory.mktemp("smoke") / "data"
+    prepare(dataclass_from_dict(DataConfig, section["data"], "profiles.smoke.data"), out, "smoke")
+    return out

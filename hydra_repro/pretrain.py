@@ -1,0 +1,214 @@
+"""Stage I (`hydra-repro pretrain`): the base VLM that instruction tuning starts from.
+
+    hydra-repro pretrain --params params.yaml --model mini-1.7b --data data/mini --out models/mini/mini-1.7b
+
+- `from_scratch` (mini, smoke): vision tower, LDP projector and LM are all trained from random weights on
+  `pretrain.json` (captions and basic questions of the train images); the tokenizer is the one `prepare` built.
+- `projector` (paper): MobileVLM's recipe: only the LDP projector trains (LR 1e-3), vision tower and LM frozen,
+  on LLaVA-558K; the LM starts from the MobileLLaMA checkpoint given as `init`.
+
+A plain loop (AdamW, cosine with warmup, gradient clipping), readable top to bottom. The output directory is
+MobileVLM's checkpoint layout plus `pretrain_log.jsonl` and `pretrain.json` (settings, losses, timing, provenance),
+published atomically at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.errors import UserError
+from hydra_repro.io import atomic_dir, read_json
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The `pretrain` section of a profile in params.yaml."""
+
+    mode: str = field(default="from_scratch", metadata={"help": "'from_scratch' (mini/smoke) or 'projector' (paper)"})
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    seed: int = 0
+    log_every: int = 20
+    num_threads: int = field(default=2, metadata={"help": "torch CPU threads (the machines have 2 cores)"})
+    init: str = field(default="", metadata={"help": "projector mode: local MobileVLM/MobileLLaMA checkpoint dir"})
+    vision_tower_path: str = field(default="", metadata={"help": "projector mode: local CLIP ViT-L/14-336 dir"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("from_scratch", "projector"):
+            raise UserError(f"pretrain.mode: got {self.mode!r}; expected 'from_scratch' or 'projector'")
+        for key in ("steps", "batch_size", "max_length", "log_every", "num_threads"):
+            if getattr(self, key) < 1:
+                raise UserError(f"pretrain.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
+        if not self.lr > 0:
+            raise UserError(f"pretrain.lr: got {self.lr!r}; expected a positive number")
+        if not 0 <= self.warmup_ratio < 1:
+            raise UserError(f"pretrain.warmup_ratio: got {self.warmup_ratio!r}; expected a fraction in [0, 1)")
+        if self.mode == "projector" and not self.init:
+            raise UserError("pretrain.init: empty; projector mode needs a local MobileLLaMA/MobileVLM checkpoint dir")
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warmup then cosine decay to 0 (HF's `cosine` schedule)."""
+    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def model_section(profile_section: dict[str, Any], model_name: str, where: str) -> dict[str, Any]:
+    models = profile_section.get("models")
+    if not isinstance(models, dict) or model_name not in models:
+        raise UserError(f"{where}.models: no model {model_name!r}; expected one of {sorted(models or {})}")
+    return models[model_name]
+
+
+def pretrain(
+    cfg: PretrainConfig, model_cfg: Any, data_dir: Path, out: Path, profile: str, model_name: str
+) -> dict[str, Any]:
+    """Train stage I and write the base model to `out`; returns the summary written to `out/pretrain.json`."""
+    import torch
+    from tqdm import tqdm
+
+    from hydra_repro.data import DataCollator, LlavaDataset, load_records, load_tokenizer
+    from hydra_repro.modeling import build_model, load_model, process_images
+    from hydra_repro.provenance import provenance
+
+    torch.set_num_threads(cfg.num_threads)
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / "manifest.json"
+    manifest = read_json(manifest_path, "data manifest (run `hydra-repro prepare` for this profile first)")
+    paths = manifest.get("paths", {})
+    records = load_records(data_dir / paths.get("pretrain", "pretrain.json"), data_dir / paths.get("image_folder", ""))
+
+    torch.manual_seed(cfg.seed)
+    if cfg.mode == "from_scratch":
+        tokenizer = load_tokenizer(data_dir / paths.get("tokenizer", "tokenizer"))
+        lm = dataclasses.replace(
+            model_cfg.lm,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        model = build_model(dataclasses.replace(model_cfg, lm=lm))
+        model.set_vision_tower_trainable(True)
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:  # MobileVLM stage I: only the projector learns
+        loaded = load_model(cfg.init, vision_tower_path=cfg.vision_tower_path or None)
+        model, tokenizer = loaded.model, loaded.tokenizer
+        if tokenizer is None:
+            raise UserError(f"pretrain.init: {cfg.init} has no tokenizer files")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in model.model.mm_projector.parameters():
+            p.requires_grad_(True)
+    image_processor = model.image_processor
+    dataset = LlavaDataset(
+        records,
+        tokenizer,
+        lambda im: process_images([im], image_processor)[0],
+        data_dir / paths.get("image_folder", ""),
+        max_length=cfg.max_length,
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=DataCollator(tokenizer.pad_token_id),
+        generator=generator,
+    )
+    if len(loader) == 0:
+        raise UserError(f"{data_dir}: {len(dataset)} pretraining records < batch_size {cfg.batch_size}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+
+    model.train()
+    log, start, step = [], time.time(), 0
+    bar = tqdm(total=cfg.steps, desc=f"pretrain {model_name}", unit="step", mininterval=5)
+    window: list[float] = []
+    while step < cfg.steps:
+        for batch in loader:
+            if step >= cfg.steps:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            window.append(loss.item())
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                entry = {
+                    "step": step,
+                    "loss": sum(window) / len(window),
+                    "lr": lr_at(step - 1, cfg),
+                    "elapsed_s": round(time.time() - start, 1),
+                }
+                log.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.3f}")
+                window = []
+    bar.close()
+    wall = time.time() - start
+    model.eval()
+    model.set_vision_tower_trainable(False)  # stage II keeps the tower frozen, as MobileVLM does
+
+    summary = {
+        "profile": profile,
+        "model": model_name,
+        "config": dataclasses.asdict(cfg),
+        "model_config": dataclasses.asdict(model_cfg),
+        "records": len(dataset),
+        "steps": cfg.steps,
+        "final_loss": log[-1]["loss"] if log else None,
+        "wall_time_s": round(wall, 1),
+        "s_per_step": round(wall / max(1, cfg.steps), 3),
+        "trainable_params": sum(p.numel() for p in params),
+        "provenance": provenance(seed=cfg.seed, profile=profile),
+    }
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, tokenizer=tokenizer)
+        (tmp / "pretrain_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log), encoding="utf-8")
+        (tmp / "pretrain.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--profile", help="overrides params.yaml's `profile`")
+    p.add_argument("--model", required=True, help="a key of profiles.<profile>.models")
+    p.add_argument("--data", type=Path, help="default: data/<profile>")
+    p.add_argument("--out", type=Path, help="default: models/<profile>/<model>")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hydra_repro.modeling import model_config_from_dict
+
+    profile, section = load_params(args.params, args.profile)
+    where = f"profiles.{profile}"
+    cfg = dataclass_from_dict(PretrainConfig, section.get("pretrain", {}), f"{where}.pretrain")
+    model_cfg = model_config_from_dict(model_section(section, args.model, where), f"{where}.models.{args.model}")
+    data = args.data or Path("data") / profile
+    out = args.out or Path("models") / profile / args.model
+    summary = pretrain(cfg, model_cfg, data, out, profile, args.model)
+    print(json.dumps({k: summary[k] for k in ("model", "steps", "final_loss", "wall_time_s", "s_per_step")}))
+    return 0
