@@ -234,3 +234,20 @@ def fake_components(
     """(model, tokenizer, image_processor, encode) for `HydraVLM.from_components`."""
     tok = FakeTokenizer()
     return FakeVLM(tok, colour_blind, trailer), tok, FakeImageProcessor(), fake_encode(tok)
+
+
+def write_random_model(out: Path, preset: str = "tiny") -> Path:
+    """A randomly initialised model of `modeling.PRESETS[preset]` with a word tokenizer covering the fabricated
+    tasks' prompts, saved in MobileVLM's layout (nothing downloaded). It answers gibberish, never eos."""
+    import dataclasses
+
+    from hydra_repro import data
+    from hydra_repro.modeling import PRESETS, build_model
+
+    words = "Is there a shape in the image ? What colour color is it Answer the question using single word or phrase"
+    tok = data.build_word_tokenizer([data.V1.system, "USER: ASSISTANT:", words, " ".join(COLOURS), "yes no A B C D"])
+    cfg = PRESETS[preset]
+    special = {k: tok.convert_tokens_to_ids(v) for k, v in (("bos_token_id", "<s>"), ("eos_token_id", "</s>"))}
+    lm = dataclasses.replace(cfg.lm, vocab_size=len(tok), pad_token_id=tok.pad_token_id, **special)
+    build_model(dataclasses.replace(cfg, lm=lm)).save_pretrained(out, tokenizer=tok)
+    return Path(out)
