@@ -1,9 +1,12 @@
-"""`hydra-repro allocate`: print HyDRA's rank allocation for a list of per-layer gradient norms as JSON.
+"""`hydra-repro allocate`: HyDRA's rank allocation as JSON, for one list of gradient norms or a whole registry.
 
     hydra-repro allocate --grad-norms norms.json --stages 3 --r-standard 128 --delta-d 2 --setting setting1
+    hydra-repro allocate --registry experiments/runs.yaml --params params.yaml --out schedules   # the DVC stage
 
 `norms.json` is a JSON list of per-layer average gradient norms, layer 1 first (or an object with a
-`layer_norms` list, as `results/gradnorm.json` has). Bad input exits with status 2 and a one-line message.
+`layer_norms` list, as `results/gradnorm/<model>.json` has). Bad input exits with status 2 and a one-line message.
+In registry mode every run gets `<out>/<run>.json` (its method, schedule and parameter accounting); a HyDRA run
+whose allocation is infeasible at this scale gets `"infeasible": <reason>` instead, so the tables can say so.
 """
 
 from __future__ import annotations
@@ -20,10 +23,16 @@ from hydra_repro.io import read_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--grad-norms", required=True, type=Path, help="JSON list of per-layer gradient norms")
-    p.add_argument("--stages", required=True, type=int, help="number of stages N_s")
-    p.add_argument("--r-standard", required=True, type=int, help="rank of standard LoRA (sets the budget)")
-    p.add_argument("--delta-d", required=True, type=int, help="rank step between stages (Δd)")
+    p.add_argument("--grad-norms", type=Path, help="JSON list of per-layer gradient norms")
+    p.add_argument("--stages", type=int, help="number of stages N_s")
+    p.add_argument("--r-standard", type=int, help="rank of standard LoRA (sets the budget)")
+    p.add_argument("--delta-d", type=int, help="rank step between stages (Δd)")
+    p.add_argument("--registry", type=Path, help="registry mode: experiments/runs.yaml")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="registry mode")
+    p.add_argument("--profile", help="registry mode: overrides params.yaml's profile")
+    p.add_argument("--models-dir", type=Path, help="registry mode: default models/<profile>")
+    p.add_argument("--grad-norms-dir", type=Path, help="registry mode: default results/<profile>/gradnorm")
+    p.add_argument("--out", type=Path, help="registry mode: default schedules/<profile>")
     p.add_argument("--rule", default="as-written", choices=sorted(RULES), help="stopping rule of the R1 iteration")
     p.add_argument("--setting", default="coarse", choices=list(FINE_SETTINGS), help="fine-grained setting")
     p.add_argument(
@@ -64,7 +73,54 @@ def read_dims(path: Path | None, n_layers: int) -> ModelDims:
         raise UserError(f"--model-dims: {e}") from None
 
 
+def dims_from_config(path: Path) -> ModelDims:
+    """LM dimensions from a model directory's config.json (no torch needed)."""
+    cfg = read_json(path / "config.json", "model config.json")
+    keys = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers")
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise UserError(f"{path / 'config.json'}: missing {missing}; expected a Llama/MobileVLM config")
+    return ModelDims(**{k: cfg[k] for k in keys}, head_dim=cfg.get("head_dim"))
+
+
+def run_registry(args: argparse.Namespace) -> int:
+    from hydra_repro.allocation import AllocationParams
+    from hydra_repro.config import dataclass_from_dict, load_params
+    from hydra_repro.errors import InfeasibleError
+    from hydra_repro.io import atomic_write_json
+    from hydra_repro.registry import load_registry, resolve
+
+    profile, section = load_params(args.params, args.profile)
+    alloc = dataclass_from_dict(AllocationParams, section.get("allocation", {}), f"profiles.{profile}.allocation")
+    runs = load_registry(args.registry)
+    models_dir = args.models_dir or Path("models") / profile
+    norms_dir = args.grad_norms_dir or Path("results") / profile / "gradnorm"
+    out = args.out or Path("schedules") / profile
+    dims, norms = {}, {}
+    for role in sorted({spec.model for spec in runs.values()}):
+        dims[role] = dims_from_config(models_dir / role)
+        if any(spec.model == role and spec.hydra is not None for spec in runs.values()):
+            norms[role] = read_norms(norms_dir / f"{role}.json")
+    plans = {}
+    for name, spec in runs.items():
+        try:
+            plans[name] = resolve(name, spec, alloc, dims[spec.model], norms.get(spec.model))
+        except InfeasibleError as e:
+            plans[name] = {"run": name, "model": spec.model, "method": spec.method, "infeasible": str(e)}
+    for name, plan in plans.items():
+        atomic_write_json(out / f"{name}.json", plan)
+    summary = {n: p.get("infeasible") or f"{p['method']} {p.get('trainable_params', 'full')}" for n, p in plans.items()}
+    json.dump(summary, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.registry is not None:
+        return run_registry(args)
+    for flag in ("grad_norms", "stages", "r_standard", "delta_d"):
+        if getattr(args, flag) is None:
+            raise UserError(f"--{flag.replace('_', '-')}: required (or give --registry for registry mode)")
     norms = read_norms(args.grad_norms)
     dims = read_dims(args.model_dims, len(norms))
     result = allocate(

@@ -16,6 +16,8 @@ from hydra_repro.errors import UserError
 VERBS: dict[str, tuple[str, str]] = {
     "allocate": ("hydra_repro.allocate_cli", "HyDRA rank allocation from per-layer gradient norms (eq. 5-10)"),
     "prepare": ("hydra_repro.prepare", "build a profile's data: LLaVA-format JSON, images, eval sets, task YAMLs"),
+    "gradnorm": ("hydra_repro.gradnorm", "average gradient norms per layer and component during LoRA (eq. 1)"),
+    "train": ("hydra_repro.train", "instruction tuning: full, LoRA, a HyDRA schedule or AdaLoRA -> runs/<run>/"),
     "evaluate": ("hydra_repro.evaluate", "lmms-eval on the six benchmarks for runs -> results/runs/<run>.json"),
     "pretrain": ("hydra_repro.pretrain", "stage I: the base VLM (mini: from scratch; paper: LDP projector only)"),
 }

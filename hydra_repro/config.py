@@ -93,8 +93,9 @@ def dataclass_from_dict(cls: type[T], mapping: Any, where: str) -> T:
     kwargs = {}
     for key, value in mapping.items():
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = dataclass_from_dict(tp, value, f"{where}.{key}")
+        nested = [a for a in (typing.get_args(tp) or (tp,)) if dataclasses.is_dataclass(a)]
+        if nested and (dataclasses.is_dataclass(tp) or value is not None):  # a dataclass, or Optional[dataclass]
+            kwargs[key] = dataclass_from_dict(nested[0], value, f"{where}.{key}")
             continue
         if not _type_ok(value, tp):
             raise UserError(f"{where}.{key}: got {value!r}; expected {getattr(tp, '__name__', tp)}")

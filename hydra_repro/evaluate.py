@@ -24,6 +24,7 @@ import gc
 import importlib
 import importlib.metadata
 import io
+import json
 import os
 import sys
 import tempfile
@@ -322,6 +323,14 @@ def evaluate_runs(
 
     written = []
     for run_dir in run_dirs:
+        record = run_dir / "run.json"
+        if record.is_file() and json.loads(record.read_text(encoding="utf-8")).get("status") == "infeasible":
+            # nothing was trained: the tables say "infeasible" with the allocator's reason
+            info = json.loads(record.read_text(encoding="utf-8"))
+            path = Path(results_dir) / f"{run_dir.resolve().name}.json"
+            atomic_write_json(path, {"run": run_dir.resolve().name, "profile": profile, **info})
+            written.append(path)
+            continue
         t0 = time.perf_counter()
         lm = model_factory(run_dir)
         raw = run_lmms_eval(lm, list(tmap.values()), include_path, seed=seed)
@@ -367,7 +376,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="prepared data (default data/<profile>)")
     parser.add_argument("--results-dir", type=Path, default=Path("results/runs"))
     parser.add_argument("--tasks", default=None, help="comma-separated task names or benchmark keys (default: six)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--params", type=Path, help="params.yaml: its profile's `evaluate` section sets defaults")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: evaluate.batch_size, else 16")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on every task's max_new_tokens")
     parser.add_argument("--seed", type=int, default=0)
@@ -380,6 +390,17 @@ def run(args: argparse.Namespace) -> int:
     if args.profile != "paper":  # nothing outside `paper` may reach the hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if args.params is not None:
+        from hydra_repro.config import load_params
+
+        section = load_params(args.params, args.profile)[1].get("evaluate") or {}
+        unknown = sorted(set(section) - {"batch_size", "threads", "max_new_tokens"})
+        if unknown:
+            raise UserError(f"{args.params}: profiles.{args.profile}.evaluate: unknown key {unknown[0]!r}")
+        for key in ("batch_size", "threads", "max_new_tokens"):
+            if getattr(args, key) is None:
+                setattr(args, key, section.get(key))
+    args.batch_size = args.batch_size or 16
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     threads = args.threads if args.threads is not None else (None if args.profile == "paper" else 1)
     import torch

@@ -87,13 +87,13 @@ class HydraVLM(lmms):
                 "max_new_tokens, conv_mode"
             )
         from hydra_repro.data import get_template
-        from hydra_repro.modeling import load_model
+        from hydra_repro.train import load_run
 
         get_template(conv_mode)  # unknown template: UserError before loading weights
         path = Path(pretrained)
         if not path.is_dir():
             raise UserError(f"model_args pretrained: {pretrained!r} is not a directory (expected a run or model dir)")
-        loaded = load_model(path, device=device or "cpu")
+        loaded = load_run(path, device=device or "cpu")  # a trained run (adapter merged) or a model directory
         if loaded.tokenizer is None:
             raise UserError(f"{path}: no tokenizer files (expected tokenizer.json or tokenizer_config.json)")
         self._conv_mode = conv_mode

@@ -1,0 +1,278 @@
+"""`hydra-repro gradnorm`: the paper's eq. 1, average LoRA gradient norms per layer and per component (Table I, Fig. 3).
+
+    hydra-repro gradnorm --params params.yaml --base models/mini/base --data data/mini/train.json \\
+        --images data/mini --out results/gradnorm.json --steps 50 --rank 8
+
+A short uniform-LoRA fine-tuning run (the profile's `train` settings, method `lora`, `--steps` optimizer steps) records
+the gradients through a Trainer callback while it trains: no second pass over the data.
+
+What is averaged (eq. 1, w(l) = 1/n sum_i ||grad theta_i(l)||):
+- theta_i are the LoRA tensors of layer l: A and B of each of the 7 projections, separately, so n = 14. A step's
+  value is the mean of the 14 Frobenius (L2) norms of their gradients; `layer_norms[l]` averages it over steps.
+- `component_norms[c]` is the mean of ||grad A_c||, ||grad B_c|| over all layers and steps (Table I).
+- The gradient is the one of an optimizer step: summed over gradient-accumulation micro-batches (HF scales the loss),
+  BEFORE clipping. HF clips the total norm to max_grad_norm = 1.0 before any callback runs, so the gradients are
+  read by post-accumulate-grad hooks during backward instead. Why pre-clip: clipping multiplies every gradient of a
+  step by the same factor, so it keeps the ranking within a step but reweights the steps, and a clipped norm is the
+  optimizer's choice, not the model's sensitivity. Table I itself rules post-clip out: with a total norm clipped to
+  1.0 no single tensor can exceed 1.0, yet Table I reports 1.67 for Up. The post-clip values and each step's clip
+  factor are recorded too (`post_clip`, `series.clip_scale`).
+- LoRA's B starts at zero, so every A gradient (dL/dA = B^T ...) is exactly zero until the first update of B, then
+  small while |B| grows from lr-sized values. With HF's linear warmup the first step runs at LR 0, so B is still
+  zero in step 2 as well: A's gradients vanish for two steps. Averaging those steps in would put seven zeros into
+  each layer's mean; by default (`skip_first_steps: null`) the averages start at the first step in which no A
+  gradient is zero (the number skipped is recorded; the series keeps every step). After that the layer mean is
+  dominated by B, for every layer alike; `ab_split` shows the two parts.
+Single process only: under DDP the hooks would see a rank's local gradient before the all-reduce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from hydra_repro.constants import COMPONENT_PARENT, COMPONENTS
+from hydra_repro.errors import UserError
+from hydra_repro.io import atomic_write_json
+
+FACTORS = ("A", "B")
+
+
+@dataclass(frozen=True)
+class GradNormConfig:
+    """The `gradnorm` section of a profile in params.yaml (training settings come from its `train` section)."""
+
+    steps: int = field(default=100, metadata={"help": "optimizer steps of the uniform-LoRA run"})
+    rank: int | None = field(default=None, metadata={"help": "uniform LoRA rank; None: train.rank"})
+    skip_first_steps: int | None = field(
+        default=None, metadata={"help": "steps left out of the averages; None: the leading steps whose A grads are 0"}
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise UserError(f"gradnorm.steps: got {self.steps!r}; expected a positive integer")
+        if self.rank is not None and (not isinstance(self.rank, int) or self.rank < 1):
+            raise UserError(f"gradnorm.rank: got {self.rank!r}; expected None or a positive integer")
+        if self.skip_first_steps is not None and not 0 <= self.skip_first_steps < self.steps:
+            raise UserError(
+                f"gradnorm.skip_first_steps: got {self.skip_first_steps!r}; expected 0 <= n < steps ({self.steps})"
+            )
+
+
+def lora_parameters(peft_model: Any, n_layers: int) -> list[torch.nn.Parameter]:
+    """The LoRA tensors in (layer, COMPONENTS, A/B) order: flat index ((l * 7) + c) * 2 + f."""
+    params = dict(peft_model.named_parameters())
+    out = []
+    for l in range(n_layers):
+        for c in COMPONENTS:
+            for f in FACTORS:
+                name = f"base_model.model.model.layers.{l}.{COMPONENT_PARENT[c]}.{c}.lora_{f}.default.weight"
+                if name not in params:
+                    raise ValueError(f"no LoRA parameter {name!r}: not a LoRA model on all 7 projections")
+                out.append(params[name])
+    return out
+
+
+class GradNormCallback(TrainerCallback):
+    """Records, per optimizer step, the gradient norm of every LoRA tensor before and after clipping.
+
+    `records[k]` = {"step": 1-based step, "pre": (L, 7, 2) tensor, "post": (L, 7, 2) tensor}.
+    """
+
+    def __init__(self, peft_model: Any, n_layers: int) -> None:
+        self.n_layers = n_layers
+        self.params = lora_parameters(peft_model, n_layers)
+        self._latest: list[torch.Tensor | None] = [None] * len(self.params)
+        self.records: list[dict[str, Any]] = []
+        # Post-accumulate hooks run during backward, before HF's clipping; the last micro-batch's call sees the sum.
+        self._handles = [p.register_post_accumulate_grad_hook(self._hook(i)) for i, p in enumerate(self.params)]
+
+    def _hook(self, i: int) -> Any:
+        def hook(p: torch.Tensor) -> None:
+            self._latest[i] = torch.linalg.vector_norm(p.grad.detach().float())
+
+        return hook
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        zero = torch.zeros(())
+        pre = torch.stack([n if n is not None else zero for n in self._latest]).cpu().double()
+        post = torch.stack(
+            [torch.linalg.vector_norm(p.grad.float()) if p.grad is not None else zero for p in self.params]
+        )
+        shape = (self.n_layers, len(COMPONENTS), len(FACTORS))
+        self.records.append(
+            {"step": state.global_step + 1, "pre": pre.view(shape), "post": post.cpu().double().view(shape)}
+        )
+        self._latest = [None] * len(self.params)
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def summarize(records: list[dict[str, Any]], skip_first_steps: int | None = None) -> dict[str, Any]:
+    """Eq. 1 from the per-step (L, 7, 2) norms: per-layer and per-component averages, the series, the A/B split.
+
+    `skip_first_steps` None skips the leading steps in which some A gradient is exactly zero (B still zero).
+    """
+    pre = torch.stack([r["pre"] for r in records])  # (T, L, 7, 2)
+    post = torch.stack([r["post"] for r in records])
+    if skip_first_steps is None:
+        a_alive = (pre[..., 0] > 0).flatten(1).all(1).tolist()
+        skip_first_steps = a_alive.index(True) if True in a_alive else len(records)
+    if len(records) <= skip_first_steps:
+        raise UserError(
+            f"gradnorm: {len(records)} steps recorded, {skip_first_steps} skipped (zero A gradients while B = 0): "
+            "nothing left to average; run more steps"
+        )
+    kept = slice(skip_first_steps, None)
+
+    def averages(x: torch.Tensor) -> dict[str, Any]:
+        return {
+            "layer_norms": x[kept].mean(dim=(0, 2, 3)).tolist(),  # mean over the 14 tensors, then over steps
+            "component_norms": dict(zip(COMPONENTS, x[kept].mean(dim=(0, 1, 3)).tolist())),
+        }
+
+    total_pre = pre.flatten(1).sum(1)
+    return {
+        **averages(pre),
+        "skip_first_steps": skip_first_steps,
+        "post_clip": averages(post),
+        "ab_split": {f: pre[kept, :, :, i].mean(dim=(0, 2)).tolist() for i, f in enumerate(FACTORS)},
+        "series": {
+            "step": [r["step"] for r in records],
+            "layer_norms": pre.mean(dim=(2, 3)).tolist(),
+            "component_norms": pre.mean(dim=(1, 3)).tolist(),
+            # clipping scales all gradients of a step alike: post / pre of the summed norms is that factor
+            "clip_scale": torch.where(total_pre > 0, post.flatten(1).sum(1) / total_pre, 1.0).tolist(),
+        },
+    }
+
+
+DEFINITION = {
+    "theta_i": "each LoRA tensor separately: lora_A and lora_B of the 7 projections (n = 14 per layer)",
+    "norm": "Frobenius (L2) norm of the tensor's gradient of one optimizer step (summed over accumulation)",
+    "clipping": "pre-clip (read during backward); post_clip holds the clipped values",
+    "layer_norms": "mean over the 14 tensors of a layer, then over steps; layer 1 first",
+    "component_norms": "mean over A and B of the component, over all layers and steps",
+    "steps": "optimizer steps skip_first_steps+1 .. steps: the leading steps with zero A gradients (B = 0) are skipped",
+}
+
+
+def run_gradnorm(
+    train_cfg: Any,
+    gcfg: GradNormConfig,
+    base: str | Path,
+    data: str | Path,
+    images: str | Path,
+    out: str | Path | None = None,
+    *,
+    tokenizer_path: str | Path | None = None,
+    profile: str | None = None,
+) -> tuple[dict[str, Any], GradNormCallback]:
+    """Train uniform LoRA for `gcfg.steps` steps, record eq. 1, write `out` atomically; returns (result, callback)."""
+    from hydra_repro import train as T
+    from hydra_repro.data import load_tokenizer
+    from hydra_repro.modeling import load_model
+    from hydra_repro.provenance import provenance
+    from hydra_repro.schedule import Schedule
+
+    if T.world_size() > 1:
+        raise UserError("gradnorm: run it in a single process (hooks would read gradients before DDP's all-reduce)")
+    start = time.time()
+    rank = gcfg.rank if gcfg.rank is not None else train_cfg.rank
+    cfg = dataclasses.replace(train_cfg, method="lora", rank=rank, max_steps=gcfg.steps, logging_steps=1)
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    loaded = load_model(base)
+    tokenizer = loaded.tokenizer or (load_tokenizer(tokenizer_path) if tokenizer_path else None)
+    if tokenizer is None:
+        raise UserError(f"{base}: no tokenizer files; pass --tokenizer (e.g. data/<profile>/tokenizer)")
+    n_layers = loaded.model.config.num_hidden_layers
+    dataset = T.make_dataset(data, images, tokenizer, loaded.image_processor, cfg.max_length)
+    model, ranks = T.attach_adapter(loaded.model, cfg, Schedule.uniform(n_layers, rank), cfg.max_steps)
+    callback = GradNormCallback(model, n_layers)
+    with tempfile.TemporaryDirectory(prefix="gradnorm-") as tmp:
+        args = T.training_arguments(cfg, tmp, n_layers, save=False)
+        trainer = T.make_trainer(model, args, dataset, tokenizer.pad_token_id, [callback])
+        trainer.train()
+    callback.remove()
+    losses = {row["step"]: row["loss"] for row in trainer.state.log_history if "loss" in row}
+    result = summarize(callback.records, gcfg.skip_first_steps)
+    result["series"]["loss"] = [losses.get(s) for s in result["series"]["step"]]
+    result = {
+        "generated_by": "hydra-repro gradnorm (hydra_repro/gradnorm.py)",
+        "layer_norms": result.pop("layer_norms"),
+        "component_norms": result.pop("component_norms"),
+        "definition": DEFINITION,
+        **result,
+        "rank": rank,
+        "steps": gcfg.steps,
+        "learning_rate": args.learning_rate,
+        "max_grad_norm": cfg.max_grad_norm,
+        "lora_params": ranks["params"]["lora"],
+        "base_model": str(base),
+        "data": str(data),
+        "n_samples": len(dataset),
+        "config": dataclasses.asdict(cfg),
+        "wall_time_s": round(time.time() - start, 3),
+        "provenance": provenance(seed=cfg.seed, profile=profile),
+    }
+    if out is not None:
+        atomic_write_json(out, result)
+    return result, callback
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", type=Path, help="params.yaml: the profile's `train` and `gradnorm` sections")
+    p.add_argument("--profile", help="profile of params.yaml (default: the file's `profile` key)")
+    p.add_argument("--base", required=True, type=Path, help="base model directory (models/<profile>/base)")
+    p.add_argument("--data", required=True, type=Path, help="LLaVA-format train.json")
+    p.add_argument(
+        "--images", type=Path, help="folder the records' image paths are relative to (default: from manifest.json)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="output JSON (results/gradnorm.json)")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: gradnorm.steps)")
+    p.add_argument("--rank", type=int, help="uniform LoRA rank (default: gradnorm.rank, else train.rank)")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer directory if the base model has none")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hydra_repro.config import dataclass_from_dict, load_params
+    from hydra_repro.train import image_folder, train_config_from_params
+
+    section: dict[str, Any] = {}
+    profile = args.profile
+    if args.params is not None:
+        profile, prof = load_params(args.params, args.profile)
+        section = dict(prof.get("gradnorm") or {})
+        # the uniform-LoRA run whose norms drive the allocation uses the profile's standard rank
+        section.setdefault("rank", (prof.get("allocation") or {}).get("r_standard"))
+    section.update({k: v for k, v in (("steps", args.steps), ("rank", args.rank)) if v is not None})
+    where = f"{args.params}: profiles.{profile}.gradnorm" if args.params is not None else "gradnorm"
+    gcfg = dataclass_from_dict(GradNormConfig, section, where)
+    train_cfg = train_config_from_params(args.params, profile)
+    result, _ = run_gradnorm(
+        train_cfg,
+        gcfg,
+        args.base,
+        args.data,
+        image_folder(args.data, args.images),
+        args.out,
+        tokenizer_path=args.tokenizer,
+        profile=profile,
+    )
+    layers = ", ".join(f"{v:.3g}" for v in result["layer_norms"])
+    print(f"gradnorm: wrote {args.out}; layer norms (layer 1 first): {layers}")
+    return 0

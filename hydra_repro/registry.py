@@ -1,0 +1,128 @@
+"""The run registry (`experiments/runs.yaml`) as validated data, and its resolution into concrete schedules.
+
+    hydra-repro allocate --registry experiments/runs.yaml --params params.yaml --out schedules/
+
+Each run names a model role (`small` / `large`), a method and, for `schedule` runs, either a fixed `layout`
+(Table II / Table V) or a `hydra` allocation from the gradient norms (Tables III-VII). Everything is relative to the
+profile's `allocation` section and the model's layer count, so the same registry serves smoke, mini and paper.
+Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra_repro.allocation import (
+    FINE_SETTINGS,
+    FIXED_LAYOUTS,
+    RULES,
+    AllocationParams,
+    ModelDims,
+    allocate,
+    budget_params,
+)
+from hydra_repro.config import dataclass_from_dict, load_yaml
+from hydra_repro.errors import UserError
+from hydra_repro.schedule import Schedule
+
+MODEL_ROLES = ("small", "large")
+METHODS = ("full", "lora", "schedule", "adalora")
+
+
+@dataclass(frozen=True)
+class HydraSpec:
+    """A HyDRA allocation; unset fields come from the profile's `allocation` section."""
+
+    setting: str = "coarse"
+    stages: int | None = None
+    delta_d: int | None = None
+    rule: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.setting not in FINE_SETTINGS:
+            raise UserError(f"hydra.setting: got {self.setting!r}; expected one of {list(FINE_SETTINGS)}")
+        if self.rule is not None and self.rule not in RULES:
+            raise UserError(f"hydra.rule: got {self.rule!r}; expected one of {sorted(RULES)}")
+        for key in ("stages", "delta_d"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise UserError(f"hydra.{key}: got {value!r}; expected an integer >= 1")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    method: str
+    layout: str | None = None
+    hydra: HydraSpec | None = None
+    seed: int | None = field(default=None, metadata={"help": "None: the profile's training seed"})
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_ROLES:
+            raise UserError(f"model: got {self.model!r}; expected one of {list(MODEL_ROLES)}")
+        if self.method not in METHODS:
+            raise UserError(f"method: got {self.method!r}; expected one of {list(METHODS)}")
+        if self.method == "schedule" and (self.layout is None) == (self.hydra is None):
+            raise UserError("method schedule needs exactly one of 'layout' (fixed) or 'hydra' (allocated)")
+        if self.method != "schedule" and (self.layout is not None or self.hydra is not None):
+            raise UserError(f"method {self.method}: 'layout' and 'hydra' only apply to method schedule")
+        if self.layout is not None and self.layout not in FIXED_LAYOUTS:
+            raise UserError(f"layout: got {self.layout!r}; expected one of {sorted(FIXED_LAYOUTS)}")
+
+
+def load_registry(path: str | Path = "experiments/runs.yaml") -> dict[str, RunSpec]:
+    data = load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), dict) or not data["runs"]:
+        raise UserError(f"{path}: expected a mapping with a non-empty 'runs' mapping of run name -> definition")
+    runs = {}
+    for name, spec in data["runs"].items():
+        where = f"{path}: runs.{name}"
+        try:
+            runs[name] = dataclass_from_dict(RunSpec, spec, where)
+        except UserError as e:
+            msg = str(e)
+            raise UserError(msg if msg.startswith(where) else f"{where}.{msg}") from None
+    return runs
+
+
+def hydra_params(spec: HydraSpec, profile: AllocationParams) -> AllocationParams:
+    """The profile's allocation settings with the run's overrides."""
+    overrides = {k: v for k, v in dataclasses.asdict(spec).items() if k != "setting" and v is not None}
+    return dataclasses.replace(profile, **overrides)
+
+
+def resolve(
+    name: str, spec: RunSpec, alloc: AllocationParams, dims: ModelDims, layer_norms: list[float] | None
+) -> dict[str, Any]:
+    """The concrete plan of one run: method, schedule (None for full fine-tuning) and its accounting.
+
+    Raises UserError (naming the run) for an infeasible allocation, before anything trains.
+    """
+    info: dict[str, Any] = {"run": name, **dataclasses.asdict(spec), "r_standard": alloc.r_standard}
+    budget = budget_params(alloc.r_standard, dims)
+    schedule = None
+    if spec.method in ("lora", "adalora"):
+        schedule = Schedule.uniform(dims.num_hidden_layers, alloc.r_standard, name)
+    elif spec.layout is not None:
+        schedule = dataclasses.replace(Schedule.fixed(spec.layout, dims.num_hidden_layers, alloc.r_standard), name=name)
+    elif spec.hydra is not None:
+        if layer_norms is None:
+            raise UserError(f"run {name}: a HyDRA allocation needs the gradient norms of model {spec.model!r}")
+        p = hydra_params(spec.hydra, alloc)
+        try:
+            result = allocate(
+                layer_norms, p.stages, p.r_standard, p.delta_d, rule=p.rule, setting=spec.hydra.setting, dims=dims
+            )
+        except UserError as e:
+            raise UserError(f"run {name}: {e}") from None
+        schedule = Schedule.from_layer_dicts(result.ranks, name)
+        info["allocation"] = result.to_dict()
+    if schedule is not None:
+        info["schedule"] = schedule.to_dict()
+        info["trainable_params"] = schedule.trainable_params(dims)
+        info["over_budget"] = info["trainable_params"] > budget
+    info["budget_params"] = budget
+    return info

@@ -1,0 +1,82 @@
+"""The run registry: every run resolves at every profile's scale; bad definitions are named before training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from hydra_repro.allocation import MOBILELLAMA_1_4B, MOBILELLAMA_2_7B, AllocationParams, ModelDims
+from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.errors import UserError
+from hydra_repro.registry import load_registry, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+REGISTRY = REPO / "experiments" / "runs.yaml"
+
+
+def profile_dims(profile: str) -> dict[str, ModelDims]:
+    if profile == "paper":
+        return {"small": MOBILELLAMA_1_4B, "large": MOBILELLAMA_2_7B}
+    from hydra_repro.modeling import lm_dims, model_config_from_dict
+
+    _, section = load_params(REPO / "params.yaml", profile)
+    out = {}
+    for role, spec in section["models"].items():
+        d = lm_dims(model_config_from_dict(spec))
+        out[role] = ModelDims(d["hidden_size"], d["intermediate_size"], d["num_attention_heads"],
+                              d["num_key_value_heads"], d["num_hidden_layers"], d["head_dim"])
+    return out
+
+
+@pytest.mark.parametrize("profile", sorted(yaml.safe_load((REPO / "params.yaml").read_text())["profiles"]))
+def test_every_run_resolves_with_norms_rising_with_depth(profile):
+    _, section = load_params(REPO / "params.yaml", profile)
+    alloc = dataclass_from_dict(AllocationParams, section["allocation"], "allocation")
+    dims = profile_dims(profile)
+    assert set(dims) == {"small", "large"}
+    runs = load_registry(REGISTRY)
+    for name, spec in runs.items():
+        n = dims[spec.model].num_hidden_layers
+        norms = list(np.linspace(0.2, 1.6, n) + 0.01 * np.sin(np.arange(n)))  # Fig. 3's trend, slightly noisy
+        plan = resolve(name, spec, alloc, dims[spec.model], norms)
+        if spec.method == "full":
+            assert "schedule" not in plan
+            continue
+        assert len(plan["schedule"]["layers"]) == n
+        if spec.method == "lora" or (spec.hydra and spec.hydra.setting in ("coarse", "setting1", "setting3")):
+            assert plan["trainable_params"] <= plan["budget_params"], name
+
+
+def test_shared_runs_are_listed_once():
+    runs = load_registry(REGISTRY)
+    keys = [(s.model, s.method, s.layout, s.hydra) for s in runs.values()]
+    assert len(keys) == len(set(keys))
+    assert "config3_small" not in runs  # Table V's Config3 is Table II's Case: trained once
+
+
+@pytest.mark.parametrize(
+    "runs, needle",
+    [
+        ({"x": {"model": "medium", "method": "lora"}}, "runs.x.model: got 'medium'"),
+        ({"x": {"model": "small", "method": "lora", "rnak": 2}}, "unknown key 'rnak'"),
+        ({"x": {"model": "small", "method": "schedule"}}, "exactly one of 'layout'"),
+        ({"x": {"model": "small", "method": "schedule", "layout": "config9"}}, "layout: got 'config9'"),
+        ({"x": {"model": "small", "method": "schedule", "hydra": {"setting": "setting7"}}}, "setting7"),
+        ({"x": {"model": "small", "method": "full", "layout": "case"}}, "only apply to method schedule"),
+    ],
+)
+def test_bad_registry_entries_are_named(tmp_path, runs, needle):
+    path = tmp_path / "runs.yaml"
+    path.write_text(yaml.safe_dump({"runs": runs}))
+    with pytest.raises(UserError, match=needle):
+        load_registry(path)
+
+
+def test_hydra_run_without_norms_is_an_error():
+    runs = load_registry(REGISTRY)
+    alloc = AllocationParams(128, 2, 3)
+    with pytest.raises(UserError, match="hydra_coarse_small: a HyDRA allocation needs the gradient norms"):
+        resolve("hydra_coarse_small", runs["hydra_coarse_small"], alloc, MOBILELLAMA_1_4B, None)
