@@ -26,8 +26,14 @@ def profile_dims(profile: str) -> dict[str, ModelDims]:
     out = {}
     for role, spec in section["models"].items():
         d = lm_dims(model_config_from_dict(spec))
-        out[role] = ModelDims(d["hidden_size"], d["intermediate_size"], d["num_attention_heads"],
-                              d["num_key_value_heads"], d["num_hidden_layers"], d["head_dim"])
+        out[role] = ModelDims(
+            d["hidden_size"],
+            d["intermediate_size"],
+            d["num_attention_heads"],
+            d["num_key_value_heads"],
+            d["num_hidden_layers"],
+            d["head_dim"],
+        )
     return out
 
 
