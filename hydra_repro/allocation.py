@@ -118,7 +118,7 @@ def partition_stages(norms: Sequence[float], n_stages: int) -> list[int]:
 
     Returns the stage index of every layer (0 = the stage with the lowest mean norm). The optimum of 1-D K-means
     is a split of the sorted values into contiguous runs, found exactly by dynamic programming over split points
-    (O(k n^2)); equal norms always share a stage. Near-ties (relative cost difference < 1e-9) go to the earliest
+    (O(k n^2)); equal norms always share a stage. Near-ties (costs within a relative 1e-12) go to the earliest
     split so that rescaling the norms cannot flip the answer through rounding.
     """
     x = _check_norms(norms)
@@ -137,15 +137,16 @@ def partition_stages(norms: Sequence[float], n_stages: int) -> list[int]:
         )
     # A run may start at i only where the sorted value strictly increases (equal norms stay together).
     can_start = np.concatenate([[True], np.diff(raw) > 0])
-    c1 = np.concatenate([[0.0], np.cumsum(s)])
-    c2 = np.concatenate([[0.0], np.cumsum(s * s)])
-
-    def sse_to(j: int) -> np.ndarray:  # within-run sum of squares of s[i:j] for every i < j
-        i = np.arange(j)
-        m = j - i
-        return c2[j] - c2[i] - (c1[j] - c1[i]) ** 2 / m
-
-    tol = 1e-9 * (float(sse_to(n)[0]) + 1e-300)
+    # sse[i, j]: within-run sum of squares of s[i:j], by Welford's update (prefix-sum formulas cancel badly when
+    # norms span many orders of magnitude).
+    sse = np.zeros((n + 1, n + 1))
+    for i in range(n):
+        mean = m2 = 0.0
+        for j in range(i, n):
+            d = s[j] - mean
+            mean += d / (j - i + 1)
+            m2 += d * (s[j] - mean)
+            sse[i, j + 1] = m2
     cost = np.full((n_stages + 1, n + 1), np.inf)
     back = np.full((n_stages + 1, n + 1), -1, dtype=int)
     cost[0, 0] = 0.0
@@ -154,13 +155,13 @@ def partition_stages(norms: Sequence[float], n_stages: int) -> list[int]:
         if j < n and not can_start[j]:
             continue  # a run must end where the next value is strictly larger
         i = starts[starts < j]
-        run = sse_to(j)[i]
+        run = sse[i, j]
         for k in range(1, n_stages + 1):
             c = cost[k - 1, i] + run
             best = c.min()
             if not np.isfinite(best):
                 continue
-            arg = int(i[np.flatnonzero(c <= best + tol)[0]])  # earliest split among near-ties
+            arg = int(i[np.flatnonzero(c <= best * (1 + 1e-12))[0]])  # earliest split among near-ties
             cost[k, j], back[k, j] = cost[k - 1, arg] + run[np.searchsorted(i, arg)], arg
     stage_sorted = np.empty(n, dtype=int)
     j = n

@@ -1017,9 +1017,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--profile", default=None, help="profile name; overrides the params file's `profile:`")
     parser.add_argument("--out", default=None, help="output folder (default: data/<profile>)")
+    parser.add_argument("--registry", default="experiments/runs.yaml", help="run registry checked up front")
 
 
 def run(args: argparse.Namespace) -> int:
+    from hydra_repro.validate import validate_profile
+
+    # The first stage checks the whole profile and the registry, so a typo anywhere stops `dvc repro` here.
+    registry = Path(args.registry) if args.registry else None
+    validate_profile(args.params, args.profile, registry if registry is not None and registry.is_file() else None)
     profile, section = load_params(args.params, args.profile)
     try:
         cfg = dataclass_from_dict(DataConfig, section.get("data", {}), f"{args.params}: profiles.{profile}.data")
