@@ -391,11 +391,6 @@ def allocate(
     )
 
 
-def ranks_from_stages(stage_of_layer: Sequence[int], stage_ranks: Sequence[int]) -> list[int]:
-    """Coarse per-layer ranks from a stage assignment (used to evaluate Table V's layout directly)."""
-    return [stage_ranks[s] for s in stage_of_layer]
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Fixed schedules of the ablations (Table II's Case, Table V's Config1-3), relative to R_standard and N_l
 
