@@ -245,9 +245,9 @@ class HydraVLMConfig(LlamaConfig):
 AutoConfig.register("mobilevlm", HydraVLMConfig, exist_ok=True)
 
 
-def _hf_config(cfg: ModelConfig) -> HydraVLMConfig:
-    lm, vis = cfg.lm, cfg.vision
-    vision_config = CLIPVisionConfig(
+def clip_config(vis: VisionConfig) -> CLIPVisionConfig:
+    """The transformers config of the vision tower `vis` describes."""
+    return CLIPVisionConfig(
         hidden_size=vis.hidden_size,
         intermediate_size=vis.intermediate_size,
         num_hidden_layers=vis.num_hidden_layers,
@@ -256,6 +256,11 @@ def _hf_config(cfg: ModelConfig) -> HydraVLMConfig:
         patch_size=vis.patch_size,
         projection_dim=vis.hidden_size,
     )
+
+
+def _hf_config(cfg: ModelConfig) -> HydraVLMConfig:
+    lm, vis = cfg.lm, cfg.vision
+    vision_config = clip_config(vis)
     return HydraVLMConfig(
         vocab_size=lm.vocab_size,
         hidden_size=lm.hidden_size,
@@ -330,6 +335,24 @@ class CLIPVisionTower(nn.Module):
         param = self.clip.embeddings.patch_embedding.weight
         out = self.clip(pixel_values=images.to(device=param.device, dtype=param.dtype), output_hidden_states=True)
         return out.hidden_states[self.select_layer][:, 1:]
+
+
+class AttributeHeads(nn.Module):
+    """Vision pretraining probe: one learned query per head attends over the patch tokens, a linear layer
+    classifies the pooled vector. Attention pooling lets a head find its object wherever it is (a mean blurs
+    position and digits)."""
+
+    def __init__(self, hidden: int, classes: list[int]) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(len(classes), hidden) * hidden**-0.5)
+        self.norm = nn.LayerNorm(hidden)
+        self.out = nn.ModuleList(nn.Linear(hidden, k) for k in classes)
+
+    def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        x = self.norm(tokens)
+        attn = torch.softmax(torch.einsum("hd,bnd->bhn", self.query, x) * x.shape[-1] ** -0.5, dim=-1)
+        pooled = torch.einsum("bhn,bnd->bhd", attn, x)
+        return [head(pooled[:, j]) for j, head in enumerate(self.out)]
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:

@@ -2,10 +2,12 @@
 
 `mini` / `smoke` (`data.source: packages`) build everything from data that ships in PyPI packages: easy-VQA's
 coloured shapes (4,000 train / 1,000 test images) and scikit-learn's 1,797 handwritten digits, which are composed
-into 1-3 digit numbers on 64x64 canvases. The output, written atomically:
+into numbers of 1-`max_digits` digits on 64x64 canvases. The output, written atomically:
 
     data/<profile>/
       images/shapes/*.png, images/digits/*.png   train-split images only
+      images/vision_digits/*.png                 more train-digit canvases, seen only by the vision pretraining
+      vision.json         stage 0 (the CLIP analog): attribute labels per train image (colour, shape, digits, ...)
       pretrain.json       LLaVA format, stage I: captions + basic questions covering every answer word
       train.json          LLaVA format, stage II: a mixture of the six benchmark formats (665K-like)
       eval/<task>.parquet mini_mme, mini_mmbench, mini_gqa, mini_textvqa, mini_pope, mini_sqa_img (held-out split)
@@ -66,7 +68,12 @@ class DataConfig:
     train_digit_canvases: int = 2000
     test_digit_canvases: int = field(default=400, metadata={"help": "held-out canvases the eval sets draw from"})
     digit_test_fraction: float = field(default=0.3, metadata={"help": "share of sklearn digits held out"})
-    max_digits: int = 3
+    max_digits: int = field(default=2, metadata={"help": "digits per number (1..3)"})
+    digit_min_px: int = field(default=22, metadata={"help": "smallest glyph side on the 64-pixel canvas"})
+    digit_max_px: int = field(default=30, metadata={"help": "largest glyph side (shrunk to fit max_digits)"})
+    vision_digit_canvases: int = field(
+        default=10000, metadata={"help": "extra train canvases only the vision-tower pretraining sees"}
+    )
     turns_per_image: int = field(default=3, metadata={"help": "question turns per train.json conversation"})
     pretrain_questions_per_image: int = field(default=2, metadata={"help": "basic questions after each caption"})
     text_only_fraction: float = field(default=0.03, metadata={"help": "text-only records, as a share of records"})
@@ -99,6 +106,10 @@ class DataConfig:
             raise bad("digit_test_fraction", "a fraction in (0, 1)")
         if not 1 <= self.max_digits <= 3:
             raise bad("max_digits", "1..3 (a wider number does not fit a 64-pixel canvas)")
+        if not 6 <= self.digit_min_px <= self.digit_max_px:
+            raise bad("digit_min_px", f"6..digit_max_px ({self.digit_max_px}) pixels")
+        if self.max_digits * self.digit_min_px + 3 * (self.max_digits - 1) > 60:
+            raise bad("digit_min_px", f"a size at which {self.max_digits} digits and their gaps fit 60 pixels")
         if not 16 <= self.image_size <= 1024:
             raise bad("image_size", "16..1024 pixels")
         if self.turns_per_image < 1:
@@ -298,10 +309,17 @@ class NearestCentroidOCR:
 
 
 def make_canvases(
-    images: np.ndarray, labels: np.ndarray, n: int, cfg: DataConfig, ocr: NearestCentroidOCR, name: str
+    images: np.ndarray,
+    labels: np.ndarray,
+    n: int,
+    cfg: DataConfig,
+    ocr: NearestCentroidOCR,
+    name: str,
+    key_prefix: str,
 ) -> list[DigitItem]:
     """`n` canvases (64x64, light background) each showing a 1..max_digits number written with digits drawn from
-    `images`: upscaled 8x8 digits (14-20 px), side by side with small gaps and jitter, in one ink colour."""
+    `images`: upscaled 8x8 digits (digit_min_px..digit_max_px), side by side with small gaps and jitter, in one ink
+    colour. Keys are `key_prefix` + a 5-digit index."""
     rng = _rng(cfg.seed, name)
     by_class = [np.flatnonzero(labels == c) for c in range(10)]
     items = []
@@ -311,7 +329,8 @@ def make_canvases(
         samples = [images[rng.choice(by_class[d])] for d in digits]
         color = INK_COLORS[int(rng.integers(len(INK_COLORS)))]
         gap = int(rng.integers(0, 4))
-        s = int(rng.integers(14, min(20, (60 - (n_dig - 1) * gap) // n_dig) + 1))
+        top = max(cfg.digit_min_px, min(cfg.digit_max_px, (60 - (n_dig - 1) * gap) // n_dig))
+        s = int(rng.integers(cfg.digit_min_px, top + 1))
         width = n_dig * s + (n_dig - 1) * gap
         x = int(rng.integers(2, 64 - width - 1))
         y = int(rng.integers(4, 64 - s - 3))
@@ -324,8 +343,7 @@ def make_canvases(
             x += s + gap
         px = bg * (1 - alpha[..., None]) + np.array(PALETTE[color]) * alpha[..., None]
         px = _resize(np.clip(np.rint(px), 0, 255).astype(np.uint8), cfg.image_size)
-        key = f"digits/{k:05d}" if name.endswith("train") else f"digits_test_{k:05d}"
-        items.append(DigitItem(key, px, "".join(map(str, digits)), color, ocr.read(samples)))
+        items.append(DigitItem(f"{key_prefix}{k:05d}", px, "".join(map(str, digits)), color, ocr.read(samples)))
     return items
 
 
@@ -545,14 +563,16 @@ def gen_sqa(item: Item, kind: str, rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def gen_text(rng: np.random.Generator) -> tuple[str, str]:
-    """A text-only knowledge question (the facts the one-step-reasoning questions build on)."""
-    kind = int(rng.integers(3))
+def gen_text(rng: np.random.Generator, variant: int | None = None) -> tuple[str, str]:
+    """A text-only knowledge question (the facts the one-step-reasoning questions build on). `variant` 0..5 fixes
+    the kind and, for colours, warm or cool, so that a few records already cover every answer word."""
+    kind = int(rng.integers(3)) if variant is None else variant % 3
     if kind == 0:
         n = int(rng.integers(0, 1000))
         return f"Is {n} an even or an odd number?{SHORT}", "even" if n % 2 == 0 else "odd"
     if kind == 1:
-        c = _pick(rng, WARM + COOL)
+        pool = WARM + COOL if variant is None else (WARM if variant % 2 else COOL)
+        c = _pick(rng, pool)
         return f"Is {c} a warm or a cool color?{SHORT}", "warm" if c in WARM else "cool"
     s = _pick(rng, SHAPES)
     return f"What shape is a {_pick(rng, OBJECTS[s])}?{SHORT}", s
@@ -701,7 +721,9 @@ def build_records(
         records.append(Record(id=item.key.replace("/", "-"), image=f"{item.key}.png", turns=_pairs(turns)))
     n_text = int(round(cfg.text_only_fraction * len(records) / (1 - cfg.text_only_fraction)))
     for k in range(n_text):
-        turns = conversation(2, lambda r: (*gen_text(r), "text"), rng)
+        first = (*gen_text(rng, k % 6), "text")
+        second = (*gen_text(rng), "text")
+        turns = [first] if second[0] == first[0] else [first, second]
         formats.update(f for _, _, f in turns)
         records.append(Record(id=f"text-{k:05d}", image=None, turns=_pairs(turns)))
     return records, formats
@@ -855,6 +877,40 @@ def _max_tokens(records: Sequence[Record], tokenizer: Any) -> int:
     return max(len(tokenize_conversation(r.turns, tokenizer)[0]) for r in records)
 
 
+# The CLIP analog's supervision: one classification head per attribute (`None` attributes are left out)
+VISION_HEADS: dict[str, tuple[str, ...]] = {
+    "kind": ("shape", "number"),
+    "color": COLORS,
+    "shape": SHAPES,
+    "size": ("small", "large"),
+    "hpos": ("left", "right"),
+    "vpos": ("top", "bottom"),
+    "n_digits": ("1", "2", "3"),
+    "digit_1": tuple("0123456789"),
+    "digit_2": tuple("0123456789"),
+    "digit_3": tuple("0123456789"),
+}
+
+
+def vision_labels(item: Item) -> dict[str, int]:
+    """Class index per head of VISION_HEADS for one image; heads that do not apply are absent."""
+    values: dict[str, str | None]
+    if isinstance(item, DigitItem):
+        values = {"kind": "number", "color": item.color, "n_digits": str(len(item.number))}
+        values |= {f"digit_{j + 1}": ch for j, ch in enumerate(item.number)}
+    else:
+        values = {"kind": "shape", "color": item.color, "shape": item.shape, "size": item.size}
+        values |= {"hpos": item.hpos, "vpos": item.vpos}
+    return {head: VISION_HEADS[head].index(v) for head, v in values.items() if v is not None}
+
+
+def vision_labels_json(items: Sequence[Item]) -> dict[str, Any]:
+    return {
+        "heads": {head: list(classes) for head, classes in VISION_HEADS.items()},
+        "records": [{"image": f"{it.key}.png", "labels": vision_labels(it)} for it in items],
+    }
+
+
 def _write_image(folder: Path, item: Item) -> None:
     path = folder / "images" / f"{item.key}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -871,8 +927,10 @@ def prepare_packages(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]
     test_shapes = [it for it in load_shapes("test", None, cfg) if pixel_hash(it.pixels) not in train_hashes]
     d_tr, y_tr, d_te, y_te = split_digits(cfg)
     ocr = NearestCentroidOCR(d_tr, y_tr)
-    train_digits = make_canvases(d_tr, y_tr, cfg.train_digit_canvases, cfg, ocr, "canvases-train")
-    test_digits = make_canvases(d_te, y_te, cfg.test_digit_canvases, cfg, ocr, "canvases-test")
+    train_digits = make_canvases(d_tr, y_tr, cfg.train_digit_canvases, cfg, ocr, "canvases-train", "digits/")
+    test_digits = make_canvases(d_te, y_te, cfg.test_digit_canvases, cfg, ocr, "canvases-test", "digits_test_")
+    # more canvases of the *train* digits for the CLIP analog: a ViT is data-hungry, and stage I/II never see them
+    vision_digits = make_canvases(d_tr, y_tr, cfg.vision_digit_canvases, cfg, ocr, "canvases-vision", "vision_digits/")
     combos = Counter(f"{it.color} {it.shape}" for it in train_shapes)
     popular = [o for o, _ in sorted(combos.items(), key=lambda kv: (-kv[1], kv[0]))[:8]]
 
@@ -881,7 +939,8 @@ def prepare_packages(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]
     train, train_formats = build_records(train_items, cfg, "train", popular)
     evals = {task: eval_rows(task, test_shapes, test_digits, cfg, popular) for task in EVAL_TASKS}
 
-    leaked = {pixel_hash(it.pixels) for it in train_items} & {
+    vision_items: list[Item] = [*train_items, *vision_digits]
+    leaked = {pixel_hash(it.pixels) for it in vision_items} & {
         pixel_hash(it.pixels) for it in (*test_shapes, *test_digits)
     }
     if leaked:  # impossible by construction; a guard, since every result depends on it
@@ -891,8 +950,9 @@ def prepare_packages(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]
     tokenizer = build_word_tokenizer(corpus)
 
     with atomic_dir(out) as tmp:
-        for item in train_items:
+        for item in vision_items:
             _write_image(tmp, item)
+        atomic_write_json(tmp / "vision.json", vision_labels_json(vision_items))
         atomic_write_json(tmp / "pretrain.json", [record_to_json(r) for r in pretrain])
         atomic_write_json(tmp / "train.json", [record_to_json(r) for r in train])
         (tmp / "eval").mkdir()
@@ -903,6 +963,7 @@ def prepare_packages(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]
         files: dict[str, Any] = {
             "pretrain.json": {"records": len(pretrain), "turns": sum(pre_formats.values()), "formats": pre_formats},
             "train.json": {"records": len(train), "turns": sum(train_formats.values()), "formats": train_formats},
+            "vision.json": {"records": len(vision_items)},
         }
         for task, rows in evals.items():
             files[f"eval/{task}.parquet"] = {"rows": len(rows)}
@@ -917,11 +978,13 @@ def prepare_packages(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]
             "images": {
                 "train_shapes": len(train_shapes),
                 "train_digit_canvases": len(train_digits),
+                "vision_digit_canvases": len(vision_digits),
                 "test_shapes_pool": len(test_shapes),
                 "test_digit_canvases": len(test_digits),
                 "digit_split": {"train_digits": len(y_tr), "test_digits": len(y_te)},
             },
-            "paths": {"pretrain": "pretrain.json", "train": "train.json", "image_folder": "images"}
+            "paths": {"pretrain": "pretrain.json", "train": "train.json", "vision": "vision.json"}
+            | {"image_folder": "images"}
             | {"tokenizer": "tokenizer", "tasks": "tasks", "eval": {t: f"eval/{t}.parquet" for t in EVAL_TASKS}},
             "files": files,
             "tokenizer": {"vocab_size": len(tokenizer)}

@@ -76,10 +76,39 @@ def model_section(profile_section: dict[str, Any], model_name: str, where: str) 
     return models[model_name]
 
 
+def load_pretrained_tower(model: Any, vision_dir: Path) -> dict[str, Any]:
+    """Copy the stage-0 tower in `vision_dir` (a CLIP directory) into `model` and freeze it; returns its summary."""
+    from transformers import CLIPVisionModel
+
+    from hydra_repro.modeling import _vision_config_dict
+
+    if not (vision_dir / "config.json").is_file():
+        raise UserError(f"--vision: {vision_dir} has no config.json (run `hydra-repro pretrain-vision` first)")
+    clip = CLIPVisionModel.from_pretrained(str(vision_dir))
+    ours, theirs = _vision_config_dict(model.model.vision_tower.clip.config), _vision_config_dict(clip.config)
+    if ours != theirs:
+        diff = {k: (theirs[k], ours[k]) for k in ours if ours[k] != theirs[k]}
+        raise UserError(f"--vision: {vision_dir} does not fit the model's tower; (its, expected) values: {diff}")
+    model.model.vision_tower.clip.load_state_dict(clip.state_dict())
+    model.set_vision_tower_trainable(False)
+    summary_path = vision_dir / "vision_pretrain.json"
+    summary = read_json(summary_path, "vision pretraining summary") if summary_path.is_file() else {}
+    return {"path": str(vision_dir), "held_out_accuracy": summary.get("held_out_accuracy")}
+
+
 def pretrain(
-    cfg: PretrainConfig, model_cfg: Any, data_dir: Path, out: Path, profile: str, model_name: str
+    cfg: PretrainConfig,
+    model_cfg: Any,
+    data_dir: Path,
+    out: Path,
+    profile: str,
+    model_name: str,
+    vision_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Train stage I and write the base model to `out`; returns the summary written to `out/pretrain.json`."""
+    """Train stage I and write the base model to `out`; returns the summary written to `out/pretrain.json`.
+
+    With `vision_dir` (from_scratch mode) the tower comes from stage 0 and stays frozen, as MobileVLM keeps CLIP
+    frozen; without it the tower trains from scratch with the rest."""
     import torch
     from tqdm import tqdm
 
@@ -105,9 +134,9 @@ def pretrain(
             eos_token_id=tokenizer.eos_token_id,
         )
         model = build_model(dataclasses.replace(model_cfg, lm=lm))
-        model.set_vision_tower_trainable(True)
         for p in model.parameters():
             p.requires_grad_(True)
+        tower = load_pretrained_tower(model, Path(vision_dir)) if vision_dir is not None else None
     else:  # MobileVLM stage I: only the projector learns
         loaded = load_model(cfg.init, vision_tower_path=cfg.vision_tower_path or None)
         model, tokenizer = loaded.model, loaded.tokenizer
@@ -117,6 +146,7 @@ def pretrain(
             p.requires_grad_(False)
         for p in model.model.mm_projector.parameters():
             p.requires_grad_(True)
+        tower = None
     image_processor = model.image_processor
     dataset = LlavaDataset(
         records,
@@ -183,6 +213,7 @@ def pretrain(
         "wall_time_s": round(wall, 1),
         "s_per_step": round(wall / max(1, cfg.steps), 3),
         "trainable_params": sum(p.numel() for p in params),
+        "vision_tower": tower,
         "provenance": provenance(seed=cfg.seed, profile=profile),
     }
     with atomic_dir(out) as tmp:
@@ -198,6 +229,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a key of profiles.<profile>.models")
     p.add_argument("--data", type=Path, help="default: data/<profile>")
     p.add_argument("--out", type=Path, help="default: models/<profile>/<model>")
+    p.add_argument("--vision", type=Path, help="from_scratch: a stage-0 tower dir (pretrain-vision's output)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -209,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
     model_cfg = model_config_from_dict(model_section(section, args.model, where), f"{where}.models.{args.model}")
     data = args.data or Path("data") / profile
     out = args.out or Path("models") / profile / args.model
-    summary = pretrain(cfg, model_cfg, data, out, profile, args.model)
+    summary = pretrain(
+        cfg, model_cfg, data, out, profile, args.model, args.vision if cfg.mode == "from_scratch" else None
+    )
     print(json.dumps({k: summary[k] for k in ("model", "steps", "final_loss", "wall_time_s", "s_per_step")}))
     return 0

@@ -17,7 +17,7 @@ from typing import Any
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.errors import UserError
 
-SECTIONS = ("data", "models", "pretrain", "gradnorm", "train", "evaluate", "allocation")
+SECTIONS = ("data", "models", "pretrain_vision", "pretrain", "gradnorm", "train", "evaluate", "allocation")
 EVALUATE_KEYS = ("batch_size", "threads", "max_new_tokens")
 
 
@@ -41,6 +41,7 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
     from hydra_repro.modeling import lm_dims, model_config_from_dict
     from hydra_repro.prepare import DataConfig
     from hydra_repro.pretrain import PretrainConfig
+    from hydra_repro.pretrain_vision import VisionPretrainConfig, profile_vision
     from hydra_repro.train import TrainConfig
 
     name, section = load_params(params, profile)
@@ -50,6 +51,7 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
         raise UserError(f"{where}: unknown section {unknown[0]!r}; expected some of {list(SECTIONS)}")
     checks: dict[str, Any] = {
         "data": DataConfig,
+        "pretrain_vision": VisionPretrainConfig,
         "pretrain": PretrainConfig,
         "gradnorm": GradNormConfig,
         "train": TrainConfig,
@@ -77,6 +79,8 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
             layers[role] = lm_dims(model_config_from_dict(spec, f"{where}.models.{role}"))["num_hidden_layers"]
         except UserError as e:
             raise _named(f"{where}.models", role, e) from None
+    if built.get("pretrain_vision") is not None and built["pretrain_vision"].mode == "train":
+        profile_vision(section, where)  # one tower for all models
     if registry is not None and "allocation" in built:
         from hydra_repro.registry import load_registry
         from hydra_repro.schedule import Schedule

@@ -35,6 +35,7 @@ SMOKE = {
     "textvqa_questions": 24,
     "pope_images": 5,
     "sqa_questions": 30,
+    "vision_digit_canvases": 30,
 }
 COLUMNS = {
     "mini_mme": ["question_id", "question", "answer", "category", "image"],
@@ -109,7 +110,9 @@ def test_smoke_build_writes_the_layout_and_a_manifest(smoke):
     assert any(r.image is None for r in train) and any(r.image is None for r in pre)  # text-only, as in 665K
     formats = manifest["files"]["train.json"]["formats"]
     assert set(formats) == {*P.FAMILIES, "text"}, formats
-    assert len(list((smoke / "images").rglob("*.png"))) == SMOKE["train_shapes"] + SMOKE["train_digit_canvases"]
+    n_images = SMOKE["train_shapes"] + SMOKE["train_digit_canvases"] + SMOKE["vision_digit_canvases"]
+    assert len(list((smoke / "images").rglob("*.png"))) == n_images
+    assert manifest["files"]["vision.json"]["records"] == n_images
 
 
 def test_prepare_is_deterministic(smoke, tmp_path):
@@ -140,6 +143,46 @@ def test_no_test_image_in_training_data(smoke, evals):
     for name in ("train.json", "pretrain.json"):
         for rec in json.loads((smoke / name).read_text()):
             assert "image" not in rec or (smoke / "images" / rec["image"]).is_file()
+
+
+def test_vision_labels_describe_their_images(smoke):
+    doc = json.loads((smoke / "vision.json").read_text())
+    assert doc["heads"] == {h: list(c) for h, c in P.VISION_HEADS.items()}
+    numbers = {}  # the digit canvases of train.json name their number in the pretraining captions
+    for rec in json.loads((smoke / "pretrain.json").read_text()):
+        caption = rec.get("image") and rec["conversations"][1]["value"]
+        if caption and caption.startswith("the handwritten number"):
+            numbers[rec["image"]] = caption.split()[3]
+    kinds = Counter()
+    for rec in doc["records"]:
+        labels = {h: doc["heads"][h][k] for h, k in rec["labels"].items()}
+        with Image.open(smoke / "images" / rec["image"]) as im:
+            px = np.asarray(im.convert("RGB"))
+        kinds[labels["kind"]] += 1
+        if labels["kind"] == "shape":
+            shape, color, size, hpos, vpos = P.shape_attributes(px)
+            expected = {"kind": "shape", "shape": shape, "color": color, "size": size, "hpos": hpos, "vpos": vpos}
+            assert labels == {k: v for k, v in expected.items() if v is not None}, rec
+        else:
+            number = "".join(labels[f"digit_{j}"] for j in range(1, int(labels["n_digits"]) + 1))
+            assert len(number) == int(labels["n_digits"]) and set(labels) <= {"kind", "color", "n_digits"} | {
+                f"digit_{j}" for j in (1, 2, 3)
+            }
+            if rec["image"] in numbers:
+                assert number == numbers[rec["image"]], rec
+    assert kinds == {
+        "shape": SMOKE["train_shapes"],
+        "number": SMOKE["train_digit_canvases"] + SMOKE["vision_digit_canvases"],
+    }
+    assert len(numbers) == SMOKE["train_digit_canvases"]
+
+
+def test_digit_sizes_must_fit_the_canvas():
+    with pytest.raises(UserError, match=r"data.digit_min_px: got 22; expected a size at which 3 digits"):
+        P.DataConfig(max_digits=3)
+    with pytest.raises(UserError, match=r"data.digit_min_px: got 12; expected 6..digit_max_px \(10\)"):
+        P.DataConfig(digit_min_px=12, digit_max_px=10)
+    assert P.DataConfig(max_digits=3, digit_min_px=14, digit_max_px=20).max_digits == 3
 
 
 def test_tokenizer_covers_every_prompt_and_answer(smoke, evals):

@@ -1,0 +1,256 @@
+"""Stage 0 (`hydra-repro pretrain-vision`): the CLIP analog, a vision tower that sees before any LM looks at it.
+
+    hydra-repro pretrain-vision --params params.yaml --profile mini --out models/mini/vision
+
+MobileVLM starts from a pretrained CLIP ViT-L/14-336 that is frozen throughout. The mini and smoke profiles have no
+such tower, and a from-scratch ViT trained only through a thin LM's caption loss learns colour but hardly shape or
+digits (docs/mini-run.md; mini-calibration lesson 1). So this stage pretrains the profile's ViT on its own:
+attention-pooled linear heads on the features the projector receives (hidden layer `select_layer`, patch tokens)
+classify the attributes in `vision.json` (colour, shape, size, position; digit count and each digit). Only train
+images are used; `holdout` of them are kept out to report per-head accuracy, the "does the tower see" check.
+
+- `train` (mini, smoke): writes a CLIP checkpoint directory (`config.json`, `model.safetensors`,
+  `preprocessor_config.json`) in the hub layout, plus `vision_pretrain.json` (settings, accuracies, timing).
+- `pretrained` (paper): nothing to train; records the local CLIP directory given as `path` after checking it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.errors import UserError
+from hydra_repro.io import atomic_dir, read_json
+
+
+@dataclass(frozen=True)
+class VisionPretrainConfig:
+    """The `pretrain_vision` section of a profile in params.yaml."""
+
+    mode: str = field(default="train", metadata={"help": "'train' (mini/smoke) or 'pretrained' (paper)"})
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    holdout: int = field(default=500, metadata={"help": "train images kept out to measure per-head accuracy"})
+    seed: int = 0
+    log_every: int = 100
+    num_threads: int = 1
+    path: str = field(default="", metadata={"help": "pretrained mode: local CLIP directory"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("train", "pretrained"):
+            raise UserError(f"pretrain_vision.mode: got {self.mode!r}; expected 'train' or 'pretrained'")
+        for key in ("steps", "batch_size", "log_every", "num_threads"):
+            if getattr(self, key) < 1:
+                raise UserError(f"pretrain_vision.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
+        if self.holdout < 0:
+            raise UserError(f"pretrain_vision.holdout: got {self.holdout!r}; expected an integer >= 0")
+        if not self.lr > 0:
+            raise UserError(f"pretrain_vision.lr: got {self.lr!r}; expected a positive number")
+        if not 0 <= self.warmup_ratio < 1:
+            raise UserError(f"pretrain_vision.warmup_ratio: got {self.warmup_ratio!r}; expected a fraction in [0, 1)")
+        if self.mode == "pretrained" and not self.path:
+            raise UserError("pretrain_vision.path: empty; pretrained mode needs a local CLIP directory")
+
+
+def lr_at(step: int, cfg: VisionPretrainConfig) -> float:
+    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, cfg.steps - warmup)))
+
+
+def profile_vision(section: dict[str, Any], where: str) -> Any:
+    """The one VisionConfig all models of a profile share (as MobileVLM 1.7B and 3B share one CLIP)."""
+    from hydra_repro.modeling import model_config_from_dict
+
+    models = section.get("models")
+    if not isinstance(models, dict) or not models:
+        raise UserError(f"{where}.models: missing or empty; expected a mapping of model name -> model config")
+    visions = {name: model_config_from_dict(m, f"{where}.models.{name}").vision for name, m in models.items()}
+    first, *rest = visions.items()
+    for name, vis in rest:
+        if vis != first[1]:
+            raise UserError(
+                f"{where}.models.{name}.vision: differs from models.{first[0]}.vision; all models of a profile share "
+                "one pretrained vision tower"
+            )
+    return first[1]
+
+
+def load_vision_labels(data_dir: Path) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """(heads, records) of `vision.json`, checked: every record names an existing image and valid class indices."""
+    path = data_dir / "vision.json"
+    doc = read_json(path, "vision labels (run `hydra-repro prepare` for this profile first)")
+    if not isinstance(doc, dict) or not isinstance(doc.get("heads"), dict) or not isinstance(doc.get("records"), list):
+        raise UserError(f"{path}: expected an object with 'heads' (name -> classes) and 'records' (a list)")
+    heads = doc["heads"]
+    for i, rec in enumerate(doc["records"]):
+        labels = rec.get("labels") if isinstance(rec, dict) else None
+        if not isinstance(labels, dict) or not isinstance(rec.get("image"), str):
+            raise UserError(f"{path}: record {i} is {rec!r}; expected {{'image': str, 'labels': {{head: index}}}}")
+        for head, k in labels.items():
+            if head not in heads or not isinstance(k, int) or not 0 <= k < len(heads[head]):
+                raise UserError(
+                    f"{path}: record {i}: label {head}={k!r}; expected one of heads {sorted(heads)}, a class index"
+                )
+        if not (data_dir / "images" / rec["image"]).is_file():
+            raise UserError(f"{path}: record {i}: image {data_dir / 'images' / rec['image']} not found")
+    return heads, doc["records"]
+
+
+def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out: Path, profile: str) -> dict[str, Any]:
+    """Train the tower of `vision` (a modeling.VisionConfig) on `data_dir/vision.json`; write it to `out`."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from tqdm import tqdm
+    from transformers import CLIPVisionModel
+
+    from hydra_repro.modeling import (
+        AttributeHeads,
+        CLIPVisionTower,
+        clip_config,
+        make_image_processor,
+        process_images,
+    )
+    from hydra_repro.provenance import provenance
+
+    torch.set_num_threads(cfg.num_threads)
+    heads, records = load_vision_labels(Path(data_dir))
+    if len(records) - cfg.holdout < cfg.batch_size:
+        raise UserError(
+            f"pretrain_vision.holdout: {cfg.holdout} of {len(records)} images held out leaves fewer than "
+            f"batch_size {cfg.batch_size} to train on"
+        )
+    images = []
+    for rec in records:
+        with Image.open(Path(data_dir) / "images" / rec["image"]) as im:
+            images.append(im.convert("RGB"))
+    names = list(heads)
+    labels = torch.full((len(records), len(names)), -100, dtype=torch.long)
+    for i, rec in enumerate(records):
+        for head, k in rec["labels"].items():
+            labels[i, names.index(head)] = k
+    order = np.random.default_rng(cfg.seed).permutation(len(records))
+    held, train_idx = order[: cfg.holdout], order[cfg.holdout :]
+
+    torch.manual_seed(cfg.seed)
+    tower = CLIPVisionTower(clip_config(vision), vision.select_layer)
+    processor = make_image_processor(vision.image_size)
+    probe = AttributeHeads(vision.hidden_size, [len(heads[h]) for h in names])
+    params = [*tower.parameters(), *probe.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def batch_pixels(idx: Any) -> torch.Tensor:
+        return process_images([images[i] for i in idx], processor)
+
+    def accuracy() -> dict[str, float | None]:
+        tower.eval()
+        correct, count = torch.zeros(len(names)), torch.zeros(len(names))
+        with torch.no_grad():
+            for start in range(0, len(held), 256):
+                idx = held[start : start + 256]
+                pred = torch.stack([o.argmax(-1) for o in probe(tower(batch_pixels(idx)))], 1)
+                y = labels[idx]
+                correct += ((pred == y) & (y >= 0)).sum(0)
+                count += (y >= 0).sum(0)
+        tower.train()
+        return {h: (round(float(c / n), 4) if n else None) for h, c, n in zip(names, correct, count, strict=True)}
+
+    rng = np.random.default_rng(cfg.seed + 1)
+    log, window, start = [], [], time.time()
+    tower.train()
+    for step in tqdm(range(cfg.steps), desc="pretrain vision", unit="step", mininterval=5):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        idx = rng.choice(train_idx, size=cfg.batch_size, replace=False)
+        y = labels[idx]
+        logits = probe(tower(batch_pixels(idx)))
+        # heads absent from the whole batch (e.g. digits in an all-shape batch) contribute nothing
+        losses = [
+            torch.nn.functional.cross_entropy(o, y[:, j], ignore_index=-100)
+            for j, o in enumerate(logits)
+            if (y[:, j] >= 0).any()
+        ]
+        loss = torch.stack(losses).sum()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append(loss.item())
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            elapsed = round(time.time() - start, 1)
+            log.append({"step": step + 1, "loss": sum(window) / len(window), "elapsed_s": elapsed})
+            window = []
+    wall = time.time() - start
+    held_acc = accuracy() if len(held) else {}
+    tower.eval()
+
+    summary = {
+        "profile": profile,
+        "mode": cfg.mode,
+        "config": dataclasses.asdict(cfg),
+        "vision_config": dataclasses.asdict(vision),
+        "images": len(records),
+        "held_out_images": len(held),
+        "held_out_accuracy": held_acc,
+        "final_loss": log[-1]["loss"] if log else None,
+        "wall_time_s": round(wall, 1),
+        "s_per_step": round(wall / cfg.steps, 4),
+        "provenance": provenance(seed=cfg.seed, profile=profile),
+    }
+    with atomic_dir(out) as tmp:
+        clip: CLIPVisionModel = tower.clip
+        clip.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / "vision_pretrain_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log), encoding="utf-8")
+        (tmp / "vision_pretrain.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def record_pretrained(cfg: VisionPretrainConfig, out: Path, profile: str) -> dict[str, Any]:
+    """Paper profile: check the local CLIP directory and record it (nothing is trained)."""
+    from hydra_repro.modeling import PAPER_VISION_TOWER, _download_hint
+    from hydra_repro.provenance import provenance
+
+    path = Path(cfg.path)
+    if not (path / "config.json").is_file():
+        raise UserError(f"pretrain_vision.path: {path} has no config.json; {_download_hint(PAPER_VISION_TOWER)}")
+    summary = {"profile": profile, "mode": cfg.mode, "path": str(path.resolve())}
+    summary["provenance"] = provenance(profile=profile)
+    with atomic_dir(out) as tmp:
+        (tmp / "vision_pretrain.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--profile", help="overrides params.yaml's `profile`")
+    p.add_argument("--data", type=Path, help="default: data/<profile>")
+    p.add_argument("--out", type=Path, help="default: models/<profile>/vision")
+
+
+def run(args: argparse.Namespace) -> int:
+    profile, section = load_params(args.params, args.profile)
+    where = f"profiles.{profile}"
+    cfg = dataclass_from_dict(VisionPretrainConfig, section.get("pretrain_vision", {}), f"{where}.pretrain_vision")
+    out = args.out or Path("models") / profile / "vision"
+    if cfg.mode == "pretrained":
+        summary = record_pretrained(cfg, out, profile)
+        print(json.dumps({k: summary[k] for k in ("mode", "path")}))
+        return 0
+    vision = profile_vision(section, where)
+    summary = pretrain_vision(cfg, vision, args.data or Path("data") / profile, out, profile)
+    print(json.dumps({k: summary[k] for k in ("held_out_accuracy", "final_loss", "wall_time_s")}))
+    return 0
