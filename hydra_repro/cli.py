@@ -20,6 +20,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("hydra_repro.train", "instruction tuning: full, LoRA, a HyDRA schedule or AdaLoRA -> runs/<run>/"),
     "evaluate": ("hydra_repro.evaluate", "lmms-eval on the six benchmarks for runs -> results/runs/<run>.json"),
     "tables": ("hydra_repro.tables", "paper vs ours: Tables I-VIII, Figures 3 and 6 -> tables/"),
+    "search": ("hydra_repro.search", "HyDRA's iterative enhancement: performance-model-guided schedule search"),
+    "perfmodel": ("hydra_repro.perfmodel", "the performance model and its baselines (Table VIII, Fig. 6)"),
     "pretrain-vision": ("hydra_repro.pretrain_vision", "stage 0: the CLIP analog, a ViT trained on attributes"),
     "pretrain": ("hydra_repro.pretrain", "stage I: the base VLM (mini: from scratch; paper: LDP projector only)"),
 }

@@ -281,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         args.schedules or Path("schedules") / profile,
         args.results or Path("results") / profile / "runs",
         cfg.role,
-        [p for p in extra if p.get("role") == cfg.role],
+        [p for p in extra if p.get("role") == cfg.role and p.get("arm") != "initial"],  # initial = registry runs
     )
     out = run_perfmodel(cfg, points) | {"profile": profile, "provenance": provenance(seed=cfg.seed, profile=profile)}
     path = args.out or Path("results") / profile / "perfmodel.json"

@@ -129,6 +129,7 @@ class Inputs:
     schedules: dict[str, dict[str, Any] | None]  # None: missing under --allow-missing
     gradnorm: dict[str, dict[str, Any] | None]
     perfmodel: dict[str, Any] | None
+    search: dict[str, Any] | None = None  # results/<profile>/search.json: the iterative enhancement phase
     missing: list[str] = field(default_factory=list)  # notes for files absent under --allow-missing
 
     @property
@@ -223,6 +224,20 @@ def read_perfmodel(path: Path) -> dict[str, Any]:
     return d
 
 
+def read_search(path: Path) -> dict[str, Any]:
+    d = read_json(path, "search result")
+    ok = (
+        isinstance(d, dict)
+        and isinstance(d.get("best"), dict)
+        and isinstance(d.get("arms"), dict)
+        and all(_numbers(d["arms"].get(a)) or d["arms"].get(a) == [] for a in ("random", "guided"))
+        and all(isinstance(b.get("scores"), dict) for b in d["best"].values())
+    )
+    if not ok:
+        raise _bad(path, "'best' ({coarse|fine: {scores, ...}}) and 'arms' ({random, guided}: best-so-far lists)")
+    return d
+
+
 def load_paper_values(path: str | Path) -> dict[str, Any]:
     d = load_yaml(path)
     keys = ["benchmarks", *(f"table_{i}" for i in range(1, 9)), "figures"]
@@ -282,7 +297,9 @@ def load_inputs(
         grad[role] = None if absent(path, f"the gradient norms of the {role} model") else read_gradnorm(path)
     perf_path = results / "perfmodel.json"
     perf = read_perfmodel(perf_path) if perf_path.is_file() else None
-    return Inputs(profile, paper, runs, res, scheds, grad, perf, missing)
+    search_path = results / "search.json"
+    found = read_search(search_path) if search_path.is_file() else None
+    return Inputs(profile, paper, runs, res, scheds, grad, perf, found, missing)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -550,6 +567,17 @@ def _lead(inp: Inputs) -> str:
     )
 
 
+def search_best(inp: Inputs, role: str) -> dict[str, dict[str, Any]]:
+    """The search's best fine / coarse schedule for `role` as {family: {name, result}} (empty without a search)."""
+    if inp.search is None or inp.search.get("role") != role:
+        return {}
+    out = {}
+    for family, best in inp.search["best"].items():
+        name = best.get("candidate") or best.get("run")
+        out[family] = {"name": str(name), "result": RunResult(str(best.get("run")), "ok", dict(best["scores"]))}
+    return out
+
+
 def table_1(inp: Inputs) -> Table:
     paper = inp.paper["table_1"]["component_norms"]
     order = list(paper)  # the paper's column order
@@ -705,9 +733,18 @@ def table_3(inp: Inputs) -> Table:
             meta = [row["method"], row["llm"], _dash(row["res"]), _dash(row["pt"]), _dash(row["it"])]
             labels = (meta, [run, f"{inp.profile} {size}", "", "", ""], [""] * 5)
             t.add(comparison(t, labels, row["values"], inp.results[run], benches), rule=True)
+        found = search_best(inp, size)
+        for family, variant in (("fine", "hydra_fine"), ("coarse", "hydra_coarse")):
+            if family in found:
+                row, best = by_key[(size, variant)], found[family]
+                meta = [f"{row['method']} Z* (search)", row["llm"], "", "", ""]
+                labels = (meta, [best["name"], f"{inp.profile} {size}", "", "", ""], [""] * 5)
+                t.add(comparison(t, labels, row["values"], best["result"], benches), rule=True)
         lora_paper, lora = by_key[(size, "lora")]["values"], inp.results[f"lora_{size}"]
-        for variant in ("hydra_fine", "hydra_coarse"):
-            row, ours = by_key[(size, variant)], inp.results[f"{variant}_{size}"]
+        variants = [(v, inp.results[f"{v}_{size}"], f"{v}_{size}") for v in ("hydra_fine", "hydra_coarse")]
+        variants += [(f"hydra_{fam}", b["result"], f"{b['name']} (Z*)") for fam, b in found.items()]
+        for variant, ours, name in variants:
+            row = by_key[(size, variant)]
             gain_p = [fmt_pct(gain(row["values"][b], lora_paper[b])) for b in benches]
             gain_o = [fmt_pct(gain(ours.value(b), lora.value(b))) for b in benches]
             agree = [
@@ -717,7 +754,7 @@ def table_3(inp: Inputs) -> Table:
             t.add(
                 [
                     [label, row["llm"], "", "", "", "paper gain", *gain_p],
-                    [f"{variant}_{size} vs lora_{size}", "", "", "", "", "ours gain", *gain_o],
+                    [f"{name} vs lora_{size}", "", "", "", "", "ours gain", *gain_o],
                     ["", "", "", "", "", "direction", *agree],
                 ],
                 rule=True,
@@ -959,14 +996,67 @@ def table_8(inp: Inputs) -> Table:
             vals = [inp.perfmodel["models"][m][metric] for m in PERF_MODELS]
             ours = [f"{v:.4f}" for v in vals]
             deltas = [f"{v - p[m][metric]:+.4f}" for v, m in zip(vals, PERF_MODELS)]
-        t.add([[metric.upper(), "paper", *paper], ["", "ours", *ours], ["", "Δ", *deltas]], rule=True)
+        rows = [[metric.upper(), "paper", *paper], ["", "ours", *ours], ["", "Δ", *deltas]]
+        models = (inp.perfmodel or {}).get("models", {})
+        if all(f"{metric}_kfold_mean" in models.get(m, {}) for m in PERF_MODELS):
+            kfold = [
+                f"{models[m][f'{metric}_kfold_mean']:.4f} ± {models[m][f'{metric}_kfold_std']:.4f}" for m in PERF_MODELS
+            ]
+            rows.append(["", "ours, k-fold", *kfold])
+        t.add(rows, rule=True)
     if inp.perfmodel is None:
         t.note(f"Ours: {PERFMODEL_PLACEHOLDER}; only the paper's values are shown, none are made up.")
     t.note("'Ours' in the paper is its Transformer-encoder performance model (one layer, 4 heads, d = 32).")
+    if inp.perfmodel is not None:
+        split = inp.perfmodel.get("split", {})
+        role = inp.perfmodel.get("config", {}).get("role", "?")
+        t.note(
+            f"Ours: {inp.perfmodel.get('points', '?')} schedules (Z, p(Z)) of the {role} model; errors in "
+            f"standardised units (z per benchmark). 'ours' = the paper's 8:2 split ({split.get('train', '?')} / "
+            f"{split.get('validation', '?')} points); 'ours, k-fold' = mean ± sd over {split.get('repeats', '?')} x "
+            f"{split.get('folds', '?')}-fold cross-validation, since one small split is noisy."
+        )
     return t
 
 
-TABLES = (table_1, table_2, table_3, table_4, table_5, table_6, table_7, table_8)
+def table_search(inp: Inputs) -> Table:
+    """Beyond the paper: guided vs random search at equal numbers of trained schedules."""
+    t = Table("table_search", f"Search (beyond the paper, profile {inp.profile}): performance-model-guided vs random",
+              ["Arm", *[str(i) for i in range(1, 1 + max(1, _search_len(inp)))]])  # fmt: skip
+    t.align = "l" + "r" * max(1, _search_len(inp))
+    t.lead = (
+        f"Profile `{inp.profile}`. Best objective found after each trained schedule (mean z-score over the "
+        "benchmarks, standardised on the registry's runs), from the same initial runs."
+    )
+    if inp.search is None:
+        t.add([["not yet produced", MISSING]])
+        return t
+    n = _search_len(inp)
+    for arm in ("guided", "random"):
+        vals = inp.search["arms"].get(arm, [])
+        t.add([[arm, *[f"{v:+.3f}" for v in vals], *([MISSING] * (n - len(vals)))]])
+    timing = inp.search.get("timing", {})
+    t.note(
+        f"Role {inp.search.get('role')}: {inp.search.get('candidates')} feasible candidates, "
+        f"{inp.search.get('trained')} trained by this search; its own overhead (fitting Φ, scoring) "
+        f"{100 * timing.get('overhead_share', float('nan')):.2f}% of {timing.get('wall_s')} s."
+    )
+    for family, best in inp.search["best"].items():
+        name = best.get("candidate") or best.get("run")
+        t.note(f"Best {family}: {name} (arm {best.get('arm')}), objective {best['objective']:+.3f}.")
+    t.note(
+        "One seed per schedule: differences below the run-to-run spread (see the seeds table when present) are noise."
+    )
+    return t
+
+
+def _search_len(inp: Inputs) -> int:
+    if inp.search is None:
+        return 1
+    return max(len(v) for v in inp.search["arms"].values()) or 1
+
+
+TABLES = (table_1, table_2, table_3, table_4, table_5, table_6, table_7, table_8, table_search)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1061,7 +1151,8 @@ DESCRIPTIONS = {
     "table_5": "Config1-4 as printed, as defined in code at paper scale, the allocator's Config4, and at our scale",
     "table_6": "Setting1-5: the adjustments and their trainable parameters vs the budget C",
     "table_7": "number of stages N in {7, 11, 13, 17} and Δd",
-    "table_8": "performance-model ablation (MSE, MAE)",
+    "table_8": "performance-model ablation (MSE, MAE; plus repeated k-fold)",
+    "table_search": "beyond the paper: best objective vs schedules trained, performance-model-guided vs random",
     "fig_3": "average gradient norm per layer, small and large model, with the paper's qualitative claim",
     "fig_6": "performance-model training and validation loss per epoch",
 }

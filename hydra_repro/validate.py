@@ -17,7 +17,18 @@ from typing import Any
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.errors import UserError
 
-SECTIONS = ("data", "models", "pretrain_vision", "pretrain", "gradnorm", "train", "evaluate", "allocation")
+SECTIONS = (
+    "data",
+    "models",
+    "pretrain_vision",
+    "pretrain",
+    "gradnorm",
+    "train",
+    "evaluate",
+    "allocation",
+    "search",
+    "perfmodel",
+)
 EVALUATE_KEYS = ("batch_size", "threads", "max_new_tokens")
 
 
@@ -39,9 +50,11 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
     from hydra_repro.allocation import AllocationParams
     from hydra_repro.gradnorm import GradNormConfig
     from hydra_repro.modeling import lm_dims, model_config_from_dict
+    from hydra_repro.perfmodel import PerfModelConfig
     from hydra_repro.prepare import DataConfig
     from hydra_repro.pretrain import PretrainConfig
     from hydra_repro.pretrain_vision import VisionPretrainConfig, profile_vision
+    from hydra_repro.search import SearchConfig
     from hydra_repro.train import TrainConfig
 
     name, section = load_params(params, profile)
@@ -56,6 +69,8 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
         "gradnorm": GradNormConfig,
         "train": TrainConfig,
         "allocation": AllocationParams,
+        "search": SearchConfig,
+        "perfmodel": PerfModelConfig,
     }
     built = {}
     for key, cls in checks.items():

@@ -121,7 +121,7 @@ NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?%?$")
 def test_every_file_is_written_with_a_generated_header(tree):
     root, _, _ = tree
     out = root / "tables"
-    expected = {f"table_{i}.{ext}" for i in range(1, 9) for ext in ("md", "tex")} | {
+    expected = {f"table_{i}.{ext}" for i in [*range(1, 9), "search"] for ext in ("md", "tex")} | {
         "fig_3.png",
         "fig_6.png",
         "README.md",
@@ -270,6 +270,7 @@ def test_allow_missing_renders_a_dash_and_a_note(tmp_path):
         ("runs/lora_small.json", '{"run": "lora_small", "headline": {"mme": 1}}', r"missing or not a number"),
         ("gradnorm/small.json", '{"layer_norms": []}', r"small\.json: expected an object whose 'layer_norms'"),
         ("perfmodel.json", '{"models": {}}', r"perfmodel\.json: expected 'models'"),
+        ("search.json", '{"best": {}}', r"search\.json: expected 'best'"),
     ],
 )
 def test_bad_input_is_named(tmp_path, target, content, needle):
@@ -292,6 +293,51 @@ def test_perfmodel_values_are_rendered_when_present(tmp_path):
     _, rows = md_rows(tables.render_markdown(tables.table_8(inp), "mini"))
     assert rows[1][2:] == ["0.2000", "0.2100", "0.2200", "0.2300"]
     assert rows[2][5] == "+0.1043"  # 0.23 - 0.1257
+
+
+def test_kfold_rows_when_the_perfmodel_has_them(tmp_path):
+    results, schedules = build_tree(tmp_path)
+    models = {
+        m: {"mse": 0.2, "mae": 0.3, "mse_kfold_mean": 0.25, "mse_kfold_std": 0.05, "mae_kfold_mean": 0.4}
+        | {"mae_kfold_std": 0.01}
+        for m in tables.PERF_MODELS
+    }
+    write_json(results / "perfmodel.json", {"models": models, "curves": {}, "points": 17, "split": {"folds": 5}})
+    inp = tables.load_inputs("mini", results, schedules, REGISTRY, PAPER_VALUES)
+    text = tables.render_markdown(tables.table_8(inp), "mini")
+    _, rows = md_rows(text)
+    assert rows[3][1:] == ["ours, k-fold"] + ["0.2500 ± 0.0500"] * 4
+    assert "17 schedules" in text
+
+
+def test_search_best_joins_table_3_and_the_search_table(tmp_path):
+    results, schedules = build_tree(tmp_path)
+    scores = {b: 10.0 + k for k, b in enumerate(["mme", "mmbench", "textvqa", "pope", "gqa", "sqa_img"])}
+    best = {"run": "search_abc", "arm": "guided", "candidate": "s4_d1_table_setting2", "objective": 0.5}
+    write_json(
+        results / "search.json",
+        {
+            "role": "small",
+            "best": {
+                "fine": best | {"scores": scores},
+                "coarse": best | {"candidate": "s3_d2_x_coarse", "scores": scores},
+            },
+            "arms": {"guided": [0.1, 0.5], "random": [0.2, 0.2]},
+            "candidates": 40,
+            "trained": 4,
+            "timing": {"overhead_share": 0.01, "wall_s": 100},
+        },
+    )
+    inp = tables.load_inputs("mini", results, schedules, REGISTRY, PAPER_VALUES)
+    _, rows = md_rows(tables.render_markdown(tables.table_3(inp), "mini"))
+    zfine = [i for i, r in enumerate(rows) if r[0] == "HyDRA (Fine-grained) Z* (search)"]
+    assert len(zfine) == 1 and rows[zfine[0] + 1][0] == "s4_d1_table_setting2"
+    assert rows[zfine[0] + 1][6:] == ["10.0", "11.00", "12.00", "13.00", "14.00", "15.00"]
+    assert any(r[0] == "s3_d2_x_coarse (Z*) vs lora_small" for r in rows)
+    text = tables.render_markdown(tables.table_search(inp), "mini")
+    _, rows = md_rows(text)
+    assert rows == [["guided", "+0.100", "+0.500"], ["random", "+0.200", "+0.200"]]
+    assert "1.00% of 100 s" in text
 
 
 def test_direction_agreement_by_hand():
