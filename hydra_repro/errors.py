@@ -8,3 +8,7 @@ class UserError(Exception):
 
 class InfeasibleError(UserError):
     """A rank-allocation request that has no valid answer (budget too small, too many stages, ...)."""
+
+
+class DegenerateDataError(UserError):
+    """A data set the performance model or the search cannot learn from (too few points, constant targets)."""

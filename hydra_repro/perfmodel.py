@@ -27,7 +27,7 @@ from typing import Any
 
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.constants import COMPONENTS
-from hydra_repro.errors import UserError
+from hydra_repro.errors import DegenerateDataError, UserError
 from hydra_repro.io import atomic_write_json, read_json
 
 BENCHMARKS = ("mme", "mmbench", "textvqa", "pope", "gqa", "sqa_img")
@@ -48,8 +48,13 @@ class PerfModelConfig:
     folds: int = 5
     repeats: int = 3
     seed: int = 0
+    on_degenerate: str = field(
+        default="error", metadata={"help": "'error' or 'record' (write the reason instead; smoke's untrained runs)"}
+    )
 
     def __post_init__(self) -> None:
+        if self.on_degenerate not in ("error", "record"):
+            raise UserError(f"perfmodel.on_degenerate: got {self.on_degenerate!r}; expected 'error' or 'record'")
         for key in ("epochs", "d_model", "heads", "ff", "repeats"):
             if getattr(self, key) < 1:
                 raise UserError(f"perfmodel.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
@@ -92,7 +97,9 @@ def arrays(points: list[dict]) -> tuple[Any, Any]:
     import numpy as np
 
     if not points:
-        raise UserError("performance model: no evaluated schedule runs to learn from (run the train/evaluate stages)")
+        raise DegenerateDataError(
+            "performance model: no evaluated schedule runs to learn from (run the train/evaluate stages)"
+        )
     lengths = {len(p["ranks"]) for p in points}
     if len(lengths) != 1:
         raise UserError(f"performance model: points have different layer counts {sorted(lengths)}; use one role")
@@ -213,11 +220,13 @@ def evaluate_models(x: Any, y: Any, cfg: PerfModelConfig) -> dict[str, Any]:
 
     n = len(x)
     if n < max(cfg.folds, 5):
-        raise UserError(
+        raise DegenerateDataError(
             f"performance model: {n} data points; need at least {max(cfg.folds, 5)} (perfmodel.folds = {cfg.folds})"
         )
     if (y.std(axis=0) == 0).all():
-        raise UserError("performance model: every benchmark score is the same for all points (constant targets)")
+        raise DegenerateDataError(
+            "performance model: every benchmark score is the same for all points (constant targets)"
+        )
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(n)
     n_val = max(1, round(cfg.val_fraction * n))
@@ -276,15 +285,23 @@ def run(args: argparse.Namespace) -> int:
 
     profile, section = load_params(args.params, args.profile)
     cfg = dataclass_from_dict(PerfModelConfig, section.get("perfmodel", {}), f"profiles.{profile}.perfmodel")
-    extra = read_json(args.search, "search data set").get("points", []) if args.search else []
+    extra = read_json(args.search, "search data set").get("points", []) if args.search else []  # [] if degenerate
     points = collect_points(
         args.schedules or Path("schedules") / profile,
         args.results or Path("results") / profile / "runs",
         cfg.role,
         [p for p in extra if p.get("role") == cfg.role and p.get("arm") != "initial"],  # initial = registry runs
     )
-    out = run_perfmodel(cfg, points) | {"profile": profile, "provenance": provenance(seed=cfg.seed, profile=profile)}
     path = args.out or Path("results") / profile / "perfmodel.json"
+    try:
+        out = run_perfmodel(cfg, points)
+    except DegenerateDataError as e:
+        if cfg.on_degenerate == "error":
+            raise
+        atomic_write_json(path, {"profile": profile, "degenerate": str(e), "points": len(points)})
+        print(f"perfmodel: recorded, not fitted: {e}")
+        return 0
+    out |= {"profile": profile, "provenance": provenance(seed=cfg.seed, profile=profile)}
     atomic_write_json(path, out)
     summary = {m: {k: round(v, 4) for k, v in out["models"][m].items()} for m in MODELS}
     print(json.dumps({"points": out["points"], "fit_time_s": out["fit_time_s"], "models": summary}))

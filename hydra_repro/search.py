@@ -39,7 +39,7 @@ from typing import Any
 from hydra_repro.allocation import FINE_SETTINGS, RULES, allocate
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.constants import COMPONENTS
-from hydra_repro.errors import UserError
+from hydra_repro.errors import DegenerateDataError, UserError
 from hydra_repro.io import atomic_write_json, read_json
 from hydra_repro.perfmodel import BENCHMARKS, PerfModelConfig, collect_points
 
@@ -57,8 +57,13 @@ class SearchConfig:
     per_round: int = 2
     random_runs: int = 4
     seed: int = 0
+    on_degenerate: str = field(
+        default="error", metadata={"help": "'error' or 'record' (write the reason instead; smoke's untrained runs)"}
+    )
 
     def __post_init__(self) -> None:
+        if self.on_degenerate not in ("error", "record"):
+            raise UserError(f"search.on_degenerate: got {self.on_degenerate!r}; expected 'error' or 'record'")
         if self.role not in ("small", "large"):
             raise UserError(f"search.role: got {self.role!r}; expected 'small' or 'large'")
         for key in ("stages", "delta_d"):
@@ -116,7 +121,7 @@ class Objective:
         self.mean, std = y.mean(axis=0), y.std(axis=0)
         self.used = [b for b, s in zip(BENCHMARKS, std, strict=True) if s > 0]
         if not self.used:
-            raise UserError("search: every benchmark is constant over the initial runs; nothing to optimise")
+            raise DegenerateDataError("search: every benchmark is constant over the initial runs; nothing to optimise")
         self.std = np.where(std > 0, std, 1.0)
 
     def of_matrix(self, y: Any) -> Any:
@@ -176,7 +181,9 @@ def search(
 
     start = time.time()
     if len(initial) < 2:
-        raise UserError(f"search: {len(initial)} initial evaluated runs of role {cfg.role!r}; need at least 2")
+        raise DegenerateDataError(
+            f"search: {len(initial)} initial evaluated runs of role {cfg.role!r}; need at least 2"
+        )
     objective = Objective(initial)
     tried = {ranks_key(p["ranks"]) for p in initial}
     untried = [c for c in pool if ranks_key(c["ranks"]) not in tried]

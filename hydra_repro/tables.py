@@ -62,7 +62,7 @@ MODEL_ROLES = ("small", "large")
 # Gradient norms of Table V's Config4 layout (stages of 8, 4, 12 layers): Table VI's accounting at paper scale.
 CONFIG4_NORMS = [0.2] * 8 + [0.6] * 4 + [1.4] * 12
 PERF_MODELS = ("mlp", "lightgbm", "rf", "transformer")
-PERFMODEL_PLACEHOLDER = "not yet produced: the performance model stage (issue 7) has not landed"
+PERFMODEL_PLACEHOLDER = "not yet produced: results/<profile>/perfmodel.json is absent (the `perfmodel` stage)"
 
 # Which run of experiments/runs.yaml fills which row of the paper.
 TABLE_RUNS: dict[str, dict[str, str]] = {
@@ -211,6 +211,8 @@ def read_schedule(path: Path, run: str) -> dict[str, Any]:
 
 def read_perfmodel(path: Path) -> dict[str, Any]:
     d = read_json(path, "performance-model result")
+    if isinstance(d, dict) and isinstance(d.get("degenerate"), str):
+        return d  # the stage recorded why it could not fit (on_degenerate: record)
     models = d.get("models") if isinstance(d, dict) else None
     ok = isinstance(models, dict) and all(
         isinstance(models.get(m), dict) and all(_is_number(models[m].get(k)) for k in ("mse", "mae"))
@@ -226,6 +228,8 @@ def read_perfmodel(path: Path) -> dict[str, Any]:
 
 def read_search(path: Path) -> dict[str, Any]:
     d = read_json(path, "search result")
+    if isinstance(d, dict) and isinstance(d.get("degenerate"), str):
+        return d
     ok = (
         isinstance(d, dict)
         and isinstance(d.get("best"), dict)
@@ -299,6 +303,11 @@ def load_inputs(
     perf = read_perfmodel(perf_path) if perf_path.is_file() else None
     search_path = results / "search.json"
     found = read_search(search_path) if search_path.is_file() else None
+    for path, doc in ((perf_path, perf), (search_path, found)):
+        if doc is not None and "degenerate" in doc:
+            missing.append(f"{path}: not produced at this scale: {doc['degenerate']}")
+    perf = None if perf is None or "degenerate" in perf else perf
+    found = None if found is None or "degenerate" in found else found
     return Inputs(profile, paper, runs, res, scheds, grad, perf, found, missing)
 
 

@@ -126,3 +126,21 @@ def test_points_come_from_evaluated_schedule_runs_of_the_role(tmp_path):
     points = collect_points(schedules, results, "small")
     assert [p["run"] for p in points] == ["hydra_small", "lora_small"]
     assert points[0]["ranks"] == [[R] * 7] * LAYERS and points[0]["scores"] == headline
+
+
+def test_the_stage_records_a_degenerate_data_set_when_asked(tmp_path):
+    import argparse
+
+    from hydra_repro import perfmodel
+
+    params = tmp_path / "params.yaml"
+    for mode, expect in (("record", 0), ("error", None)):
+        params.write_text(f"profile: smoke\nprofiles:\n  smoke:\n    perfmodel: {{on_degenerate: {mode}}}\n")
+        args = argparse.Namespace(params=params, profile=None, schedules=tmp_path, results=tmp_path, search=None,
+                                  out=tmp_path / "perf.json")  # fmt: skip
+        if expect is None:
+            with pytest.raises(UserError, match="no evaluated schedule runs"):
+                perfmodel.run(args)
+        else:
+            assert perfmodel.run(args) == 0
+            assert "no evaluated schedule runs" in json.loads((tmp_path / "perf.json").read_text())["degenerate"]

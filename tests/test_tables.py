@@ -204,7 +204,7 @@ def test_table_6_paper_scale_budget(tree):
 def test_placeholder_for_the_performance_model(tree):
     root, _, _ = tree
     text = (root / "tables" / "table_8.md").read_text()
-    assert "not yet produced: the performance model stage (issue 7) has not landed" in text
+    assert "not yet produced: results/<profile>/perfmodel.json is absent" in text
     _, rows = md_rows(text)
     assert rows[0][1:] == ["paper", "0.3813", "0.3612", "0.3526", "0.1257"]
     assert rows[1][2:] == ["not yet produced"] * 4
@@ -422,3 +422,14 @@ def test_transcription_agrees_with_the_code(paper):
 def test_every_table_run_is_in_the_registry():
     runs = load_registry(REGISTRY)
     assert set(tables.required_runs()) <= set(runs)
+
+
+def test_degenerate_search_and_perfmodel_are_noted_not_rendered(tmp_path):
+    results, schedules = build_tree(tmp_path)
+    write_json(results / "perfmodel.json", {"degenerate": "performance model: constant targets", "points": 3})
+    write_json(results / "search.json", {"role": "small", "degenerate": "search: every benchmark is constant"})
+    inp = tables.load_inputs("mini", results, schedules, REGISTRY, PAPER_VALUES)
+    assert inp.perfmodel is None and inp.search is None
+    readme = tables.readme(inp, [])
+    assert "perfmodel.json: not produced at this scale: performance model: constant targets" in readme
+    assert "search.json: not produced at this scale: search: every benchmark is constant" in readme
