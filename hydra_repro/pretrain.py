@@ -45,6 +45,9 @@ class PretrainConfig:
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads (the machines have 2 cores)"})
     init: str = field(default="", metadata={"help": "projector mode: local MobileVLM/MobileLLaMA checkpoint dir"})
     vision_tower_path: str = field(default="", metadata={"help": "projector mode: local CLIP ViT-L/14-336 dir"})
+    train_vision_tower: bool = field(
+        default=False, metadata={"help": "from_scratch with a stage-0 tower: keep training it here (else frozen)"}
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in ("from_scratch", "projector"):
@@ -137,6 +140,8 @@ def pretrain(
         for p in model.parameters():
             p.requires_grad_(True)
         tower = load_pretrained_tower(model, Path(vision_dir)) if vision_dir is not None else None
+        if tower is not None and cfg.train_vision_tower:
+            model.set_vision_tower_trainable(True)
     else:  # MobileVLM stage I: only the projector learns
         loaded = load_model(cfg.init, vision_tower_path=cfg.vision_tower_path or None)
         model, tokenizer = loaded.model, loaded.tokenizer
