@@ -1,0 +1,101 @@
+"""How sure a difference is: headline scores recomputed from per-sample records, and a paired bootstrap over them.
+
+    diff = paired_bootstrap("mme", records_a, records_b)   # {diff, low, high, p, n_units}
+
+`evaluate` stores per-sample records with a resampling `unit` (MME: the image, whose two questions are scored
+together; MMBench: the question with all its circular rotations; otherwise the question). The bootstrap resamples
+units with replacement, the same units for both runs (they answered the same questions), recomputes each run's
+headline number exactly as the tables show it, and reports the difference A - B with a percentile 95% interval and
+a two-sided bootstrap p-value. Pure numpy; the tables stage is its only user.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+N_BOOT = 2000
+
+
+def _pope_f1(pairs: Sequence[tuple[str, str]]) -> float:
+    """lmms-eval's POPE F1 over (prediction, ground truth): the prediction lower-cased and stripped must equal
+    "yes" / "no"; any other answer is neither a positive nor a false negative (as in its aggregation)."""
+    tp = sum(p == "yes" and g == "yes" for p, g in pairs)
+    fp = sum(p == "yes" and g == "no" for p, g in pairs)
+    fn = sum(p == "no" and g == "yes" for p, g in pairs)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+class Scorer:
+    """One run's records of one benchmark, arranged by unit so a resample of units scores in O(records)."""
+
+    def __init__(self, bench: str, records: Sequence[dict[str, Any]]) -> None:
+        self.bench = bench
+        by_unit: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            by_unit[_key(r["unit"])].append(r)
+        self.units = sorted(by_unit)
+        self.by_unit = by_unit
+
+    def score(self, units: Sequence[Any]) -> float:
+        """The headline number over the multiset `units` (keys of self.by_unit)."""
+        recs = [self.by_unit[u] for u in units]
+        if self.bench == "mme":  # per category: acc + acc+ (both questions of an image right), in %
+            acc: dict[str, list[float]] = defaultdict(list)
+            plus: dict[str, list[float]] = defaultdict(list)
+            for group in recs:  # an image may carry a question pair in several categories
+                pairs: dict[str, list[float]] = defaultdict(list)
+                for r in group:
+                    pairs[str(r.get("category"))].append(float(r["score"]))
+                for cat, scores in pairs.items():
+                    acc[cat] += scores
+                    plus[cat].append(float(all(s > 0 for s in scores)))
+            return float(sum(100 * np.mean(acc[c]) + 100 * np.mean(plus[c]) for c in acc))
+        if self.bench == "mmbench":  # CircularEval: one hit per question group
+            return 100.0 * float(np.mean([float(g[0]["score"]) for g in recs]))
+        if self.bench == "pope":  # F1 of "yes" per category, averaged
+            by_cat: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for group in recs:
+                for r in group:
+                    pair = (str(r["prediction"]).lower().strip(), str(r["target"]).lower().strip())
+                    by_cat[str(r.get("category") or "all")].append(pair)
+            return 100.0 * float(np.mean([_pope_f1(pairs) for pairs in by_cat.values()]))
+        return 100.0 * float(np.mean([float(r["score"]) for group in recs for r in group]))
+
+
+def _key(unit: Any) -> Any:
+    return tuple(unit) if isinstance(unit, list) else unit
+
+
+def headline_from_records(bench: str, records: Sequence[dict[str, Any]]) -> float:
+    scorer = Scorer(bench, records)
+    return scorer.score(scorer.units)
+
+
+def paired_bootstrap(
+    bench: str,
+    records_a: Sequence[dict[str, Any]],
+    records_b: Sequence[dict[str, Any]],
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Difference A - B of the headline number with a percentile 95% interval and a two-sided p-value."""
+    a, b = Scorer(bench, records_a), Scorer(bench, records_b)
+    units = sorted(set(a.units) & set(b.units), key=repr)
+    if not units:
+        raise ValueError(f"{bench}: the two runs share no evaluation units")
+    observed = a.score(units) - b.score(units)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for i in range(n_boot):
+        pick = [units[k] for k in rng.integers(0, len(units), size=len(units))]
+        diffs[i] = a.score(pick) - b.score(pick)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    # two-sided: how often the resampled difference falls on the other side of zero (Efron & Tibshirani 16.4)
+    p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))) if observed != 0 else 1.0
+    return {"diff": float(observed), "low": float(low), "high": float(high), "p": float(p), "n_units": len(units)}

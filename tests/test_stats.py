@@ -1,0 +1,71 @@
+"""Headlines from per-sample records agree with lmms-eval's aggregations; the paired bootstrap behaves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hydra_repro import tables
+from hydra_repro.stats import headline_from_records, paired_bootstrap
+
+
+def mme_records(correct: list[tuple[int, int]], category: str = "color") -> list[dict]:
+    out = []
+    for i, pair in enumerate(correct):
+        for j, ok in enumerate(pair):
+            out.append({"doc_id": 2 * i + j, "unit": f"img{i}", "score": float(ok), "category": category})
+    return out
+
+
+def test_mme_headline_is_acc_plus_acc_plus_as_lmms_eval():
+    from lmms_eval.tasks.mme.utils import mme_aggregate_results
+
+    pairs = [(1, 1), (1, 0), (0, 0), (1, 1)]
+    recs = mme_records(pairs) + mme_records([(1, 1), (0, 1)], "count")
+    expected = mme_aggregate_results(
+        [{"question_id": r["unit"] + r["category"], "category": r["category"], "score": r["score"]} for r in recs]
+    )
+    assert headline_from_records("mme", recs) == pytest.approx(expected)  # (62.5 + 50) + (75 + 50)
+
+
+def test_pope_headline_is_lmms_eval_f1_per_category():
+    from lmms_eval.tasks.pope.utils import pope_aggregate_f1_score
+
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(60):
+        gold = "yes" if i % 2 else "no"
+        pred = rng.choice(["Yes", "no", "yes.", "maybe"])
+        recs.append({"doc_id": i, "unit": i, "prediction": pred, "target": gold, "category": ["a", "b"][i % 3 == 0]})
+    expected = []
+    for cat in ("a", "b"):
+        items = [{"prediction": r["prediction"].lower().strip(), "ground_truth": r["target"]} for r in recs
+                 if r["category"] == cat]  # fmt: skip
+        expected.append(pope_aggregate_f1_score(items))
+    assert headline_from_records("pope", recs) == pytest.approx(100 * np.mean(expected))
+
+
+def test_bootstrap_of_identical_runs_is_zero_and_of_a_clear_gap_excludes_zero():
+    same = [{"doc_id": i, "unit": i, "score": float(i % 2)} for i in range(200)]
+    r = paired_bootstrap("gqa", same, same, n_boot=200)
+    assert r == {"diff": 0.0, "low": 0.0, "high": 0.0, "p": 1.0, "n_units": 200}
+    better = [{"doc_id": i, "unit": i, "score": float(i % 4 != 0)} for i in range(200)]  # 75% vs 50%
+    r = paired_bootstrap("gqa", better, same, n_boot=500)
+    assert r["diff"] == pytest.approx(25.0) and 15 < r["low"] < 25 < r["high"] < 35 and r["p"] < 0.01
+
+
+def test_bootstrap_resamples_mmbench_question_groups_together():
+    a = [{"doc_id": k, "unit": k // 4, "score": float(k // 4 < 30)} for k in range(200)]  # 50 groups x 4 rotations
+    b = [{"doc_id": k, "unit": k // 4, "score": 0.0} for k in range(200)]
+    r = paired_bootstrap("mmbench", a, b, n_boot=300)
+    assert r["n_units"] == 50 and r["diff"] == pytest.approx(60.0)
+
+
+def test_tables_star_an_interval_that_excludes_zero():
+    same = {"gqa": [{"doc_id": i, "unit": i, "score": float(i % 2)} for i in range(200)]}
+    better = {"gqa": [{"doc_id": i, "unit": i, "score": float(i % 4 != 0)} for i in range(200)]}
+    ours = tables.RunResult("hydra", "ok", {"gqa": 75.0}, samples=better)
+    lora = tables.RunResult("lora", "ok", {"gqa": 50.0}, samples=same)
+    cell = tables.vs_baseline(ours, lora, ["gqa"])[0]
+    assert cell.startswith("+25.00* [") and tables.vs_baseline(lora, lora, ["gqa"]) == ["+0.00 [0.00, 0.00]"]
+    assert tables.vs_baseline(tables.RunResult("x", "ok", {"gqa": 1.0}), lora, ["gqa"]) == [tables.MISSING]
