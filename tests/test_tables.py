@@ -125,6 +125,7 @@ def test_every_file_is_written_with_a_generated_header(tree):
         "fig_3.png",
         "fig_6.png",
         "README.md",
+        "claims.md",
     }
     assert {p.name for p in out.iterdir()} == expected
     for name in expected - {"fig_3.png", "fig_6.png"}:
@@ -433,3 +434,25 @@ def test_degenerate_search_and_perfmodel_are_noted_not_rendered(tmp_path):
     readme = tables.readme(inp, [])
     assert "perfmodel.json: not produced at this scale: performance model: constant targets" in readme
     assert "search.json: not produced at this scale: search: every benchmark is constant" in readme
+
+
+def test_claims_verdicts_follow_the_evidence(tree):
+    root, _, _ = tree
+    text = (root / "tables" / "claims.md").read_text()
+    _, rows = md_rows(text)
+    assert [r[0] for r in rows] == [
+        "Average gradient norms grow with depth",
+        "Q and K have the smallest norms, Up the largest",
+        "Increasing ranks beat uniform ranks at equal budget",
+        "HyDRA beats LoRA on all six benchmarks with no extra trainable parameters",
+        "HyDRA surpasses full fine-tuning on some benchmarks",
+        "The Transformer performance model beats MLP, LightGBM and RF",
+    ]
+    assert all(r[3].strip("*").split(" (")[0] in ("reproduced", "not reproduced", "inconclusive") for r in rows)
+    assert rows[5][3] == "**inconclusive**" and "no performance-model result" in rows[5][2]
+
+
+def test_claims_gradient_trend_uses_a_permutation_test():
+    rising = [0.1 * i for i in range(24)]
+    assert tables.spearman(rising) == 1.0 and tables.permutation_p(rising) < 0.01
+    assert tables.permutation_p([1.0, 3.0, 2.0, 4.0, 0.5, 2.5]) > 0.05
