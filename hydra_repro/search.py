@@ -325,11 +325,18 @@ def run(args: argparse.Namespace) -> int:
 
     seed = train_config_from_params(args.params, profile).seed
     trainer = Trainer(Path("runs") / profile / "search", Path("results") / profile / "search", train_fn, eval_fn, seed)
-    record = search(cfg, pm_cfg, pool, initial, trainer) | {
-        "profile": profile,
-        "provenance": provenance(profile=profile),
-    }
+    for folder in (trainer.runs_dir, trainer.results_dir):  # DVC outputs, even when nothing gets trained
+        folder.mkdir(parents=True, exist_ok=True)
     out = args.out or Path("results") / profile / "search.json"
+    try:
+        record = search(cfg, pm_cfg, pool, initial, trainer)
+    except DegenerateDataError as e:
+        if cfg.on_degenerate == "error":
+            raise
+        atomic_write_json(out, {"profile": profile, "role": cfg.role, "degenerate": str(e)})
+        print(f"search: recorded, not run: {e}")
+        return 0
+    record |= {"profile": profile, "provenance": provenance(profile=profile)}
     atomic_write_json(out, record)
     best = {k: (v["candidate"] or v["run"], round(v["objective"], 3)) for k, v in record["best"].items()}
     print(json.dumps({"best": best, "trained": record["trained"], "timing": record["timing"]}))

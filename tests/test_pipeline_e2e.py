@@ -48,11 +48,16 @@ def smoke_repo(tmp_path_factory) -> Path:
 
 
 def test_every_table_and_figure_appears(smoke_repo):
-    for n in range(1, 9):
+    for n in [*range(1, 9), "search"]:
         for ext in ("md", "tex"):
             assert (smoke_repo / "tables" / f"table_{n}.{ext}").is_file(), f"table_{n}.{ext}"
     for fig in ("fig_3.png", "fig_6.png"):
         assert (smoke_repo / "tables" / fig).stat().st_size > 1000
+    claims = (smoke_repo / "tables" / "claims.md").read_text()
+    assert claims.count("| **") == 6, claims
+    # the search and the performance model either ran or recorded why not (smoke: on_degenerate record)
+    for name in ("search.json", "perfmodel.json"):
+        assert (smoke_repo / "results" / "smoke" / name).is_file(), name
 
 
 def test_reproduced_cells_hold_numbers(smoke_repo):
