@@ -1129,6 +1129,29 @@ def _png(fig: Any, inp: Inputs) -> bytes:
     return buf.getvalue()
 
 
+def fig_search(inp: Inputs) -> bytes:
+    """Beyond the paper: best objective found vs schedules trained, guided and random arms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if inp.search is None:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No search result at this profile (see tables/README.md).", ha="center", va="center")
+    else:
+        for arm, style in (("guided", "o-"), ("random", "s--")):
+            ys = inp.search["arms"].get(arm) or []
+            ax.plot(range(1, len(ys) + 1), ys, style, label=arm)
+        ax.set_xlabel("schedules trained by the search")
+        ax.set_ylabel("best objective so far (mean z)")
+        ax.legend(fontsize=8)
+    ax.set_title(f"Search (profile {inp.profile}): performance-model-guided vs random", fontsize=9)
+    fig.tight_layout()
+    return _png(fig, inp)
+
+
 def fig_3(inp: Inputs) -> bytes:
     import matplotlib
 
@@ -1431,6 +1454,7 @@ def render_all(inp: Inputs) -> dict[str, str | bytes]:
         out[f"{t.key}.tex"] = render_latex(t, inp.profile)
     out["fig_3.png"] = fig_3(inp)
     out["fig_6.png"] = fig_6(inp)
+    out["fig_search.png"] = fig_search(inp)
     out["claims.md"] = claims(inp)
     out["README.md"] = readme(inp, tables)
     return out
