@@ -33,7 +33,11 @@ def load_yaml(path: str | Path) -> Any:
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Return (profile name, that profile's section) from `params.yaml`; `profile` overrides the file's key."""
+    """Return (profile name, that profile's section) from `params.yaml`; `profile` overrides the file's key.
+
+    A dotted name selects a nested profile: "mini.smol" is `profiles.mini.smol`, the real-LM probe that runs
+    inside the mini pipeline with sections of its own (`pretrain`, `gradnorm`, `train`, `allocation`).
+    """
     params = load_yaml(path)
     if not isinstance(params, dict):
         raise UserError(f"{path}: expected a mapping at the top level, got {type(params).__name__}")
@@ -41,11 +45,16 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
     profiles = params.get("profiles")
     if not isinstance(profiles, dict):
         raise UserError(f"{path}: key 'profiles' must be a mapping of profile name -> settings")
-    if name not in profiles:
+    head, *nested = str(name).split(".") if name is not None else [name]
+    if head not in profiles:
         raise UserError(f"{path}: key 'profile' is {name!r}; expected one of {sorted(profiles)}")
-    section = profiles[name]
+    section, where = profiles[head], f"profiles.{head}"
+    for key in nested:
+        if not isinstance(section, dict) or key not in section:
+            raise UserError(f"{path}: no key '{where}.{key}' (profile {name!r} names a missing nested profile)")
+        section, where = section[key], f"{where}.{key}"
     if not isinstance(section, dict):
-        raise UserError(f"{path}: key 'profiles.{name}' must be a mapping, got {type(section).__name__}")
+        raise UserError(f"{path}: key '{where}' must be a mapping, got {type(section).__name__}")
     return name, section
 
 

@@ -68,13 +68,30 @@ V1 = ConversationTemplate(
     add_bos=True,
 )
 
-TEMPLATES: dict[str, ConversationTemplate] = {V1.name: V1}
+# SmolLM2-Instruct's own chat template (ChatML with its default system prompt); "<|im_end|>" is its eos.
+CHATML = ConversationTemplate(
+    name="chatml",
+    system="<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n",
+    user_prefix="<|im_start|>user\n",
+    user_suffix="<|im_end|>\n",
+    assistant_prefix="<|im_start|>assistant\n",
+    answer_prefix="",
+    answer_suffix="<|im_end|>\n",
+    add_bos=False,
+)
+
+TEMPLATES: dict[str, ConversationTemplate] = {t.name: t for t in (V1, CHATML)}
 
 
 def get_template(name: str) -> ConversationTemplate:
     if name not in TEMPLATES:
         raise UserError(f"conversation template {name!r} is unknown; expected one of {sorted(TEMPLATES)}")
     return TEMPLATES[name]
+
+
+def model_template(config: Any) -> ConversationTemplate:
+    """The template a model was trained with: config key `conv_template`, MobileVLM's v1 when absent."""
+    return get_template(getattr(config, "conv_template", None) or V1.name)
 
 
 def render(

@@ -180,7 +180,7 @@ def run_gradnorm(
 ) -> tuple[dict[str, Any], GradNormCallback]:
     """Train uniform LoRA for `gcfg.steps` steps, record eq. 1, write `out` atomically; returns (result, callback)."""
     from hydra_repro import train as T
-    from hydra_repro.data import load_tokenizer
+    from hydra_repro.data import load_tokenizer, model_template
     from hydra_repro.modeling import load_model
     from hydra_repro.provenance import provenance
     from hydra_repro.schedule import Schedule
@@ -197,7 +197,8 @@ def run_gradnorm(
     if tokenizer is None:
         raise UserError(f"{base}: no tokenizer files; pass --tokenizer (e.g. data/<profile>/tokenizer)")
     n_layers = loaded.model.config.num_hidden_layers
-    dataset = T.make_dataset(data, images, tokenizer, loaded.image_processor, cfg.max_length)
+    template = model_template(loaded.model.config)
+    dataset = T.make_dataset(data, images, tokenizer, loaded.image_processor, cfg.max_length, template)
     model, ranks = T.attach_adapter(loaded.model, cfg, Schedule.uniform(n_layers, rank), cfg.max_steps)
     callback = GradNormCallback(model, n_layers)
     with tempfile.TemporaryDirectory(prefix="gradnorm-") as tmp:

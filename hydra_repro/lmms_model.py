@@ -64,8 +64,8 @@ class HydraVLM(lmms):
     """lmms-eval model for `HydraVLMForCausalLM` checkpoints.
 
     Model args (`--model_args k=v,...`): `pretrained` (a run directory or a model directory), `max_new_tokens`
-    (optional cap on every task's `max_new_tokens`), `conv_mode` ("v1"); `device` ("cpu") and `batch_size` (8)
-    come from lmms-eval's `--device` / `--batch_size`.
+    (optional cap on every task's `max_new_tokens`), `conv_mode` (default: the template the model was trained with);
+    `device` ("cpu") and `batch_size` (8) come from lmms-eval's `--device` / `--batch_size`.
     """
 
     is_simple = True
@@ -76,7 +76,7 @@ class HydraVLM(lmms):
         device: str | None = "cpu",
         batch_size: int | str | None = 8,
         max_new_tokens: int | str | None = None,
-        conv_mode: str = "v1",
+        conv_mode: str | None = None,
         max_batch_size: Any = None,  # passed by lmms-eval's CLI; batches here have a fixed size
         **unknown: Any,
     ) -> None:
@@ -86,17 +86,19 @@ class HydraVLM(lmms):
                 f"model_args: unknown key {sorted(unknown)[0]!r}; expected pretrained, device, batch_size, "
                 "max_new_tokens, conv_mode"
             )
-        from hydra_repro.data import get_template
+        from hydra_repro.data import get_template, model_template
         from hydra_repro.train import load_run
 
-        get_template(conv_mode)  # unknown template: UserError before loading weights
+        if conv_mode is not None:
+            get_template(conv_mode)  # unknown template: UserError before loading weights
         path = Path(pretrained)
         if not path.is_dir():
             raise UserError(f"model_args pretrained: {pretrained!r} is not a directory (expected a run or model dir)")
         loaded = load_run(path, device=device or "cpu")  # a trained run (adapter merged) or a model directory
         if loaded.tokenizer is None:
             raise UserError(f"{path}: no tokenizer files (expected tokenizer.json or tokenizer_config.json)")
-        self._conv_mode = conv_mode
+        # default: the template the model was trained with (config `conv_template`; MobileVLM's v1 when absent)
+        self._conv_mode = conv_mode or model_template(loaded.model.config).name
         self._setup(loaded.model, loaded.tokenizer, loaded.image_processor, None, device, batch_size, max_new_tokens)
         self.pretrained = str(path)
 

@@ -914,6 +914,73 @@ def load_model(
     return LoadedModel(model, tokenizer, model.image_processor)
 
 
+# Keys of a plain causal-LM config.json that do not describe the architecture
+_LM_META_KEYS = ("model_type", "transformers_version", "torch_dtype", "dtype", "architectures", "quantization_config")
+
+
+def assemble_model(
+    lm_dir: str | Path, vision_dir: str | Path, seed: int = 0, conv_template: str | None = None
+) -> LoadedModel:
+    """MobileVLM stage I's starting point: a pretrained Llama LM + a CLIP tower + a fresh LDP projector.
+
+    Args:
+        lm_dir: a plain Llama checkpoint (config.json with model_type "llama", weights, tokenizer): MobileLLaMA in
+            the paper profile, the converted SmolLM2 in the smol profile.
+        vision_dir: a CLIP vision checkpoint directory (the hub's CLIP ViT-L/14-336, or stage 0's mini tower).
+        seed: seeds the projector's initialisation.
+        conv_template: the LM's chat template, written to config.json as `conv_template` (None: MobileVLM's v1).
+
+    Raises:
+        UserError: a directory or key is missing, the LM is not a Llama, or its weights do not fit its config.
+    """
+    lm_dir, vision_dir = Path(lm_dir), Path(vision_dir)
+    file = lm_dir / "config.json"
+    if not file.is_file():
+        raise UserError(
+            f"{lm_dir}: no config.json (expected a plain Llama checkpoint: config.json, weights, tokenizer)"
+        )
+    config = read_json(file, "LM config.json")
+    if not isinstance(config, dict) or config.get("model_type") != "llama":
+        got = config.get("model_type") if isinstance(config, dict) else type(config).__name__
+        raise UserError(f"{file}: key 'model_type' is {got!r}; expected 'llama'")
+    if not (vision_dir / "config.json").is_file():
+        raise UserError(f"{vision_dir}: no config.json (expected a CLIP vision checkpoint directory)")
+    clip = CLIPVisionModel.from_pretrained(str(vision_dir))
+    keys = {k: v for k, v in config.items() if k not in _LM_META_KEYS}
+    if conv_template is not None:
+        from hydra_repro.data import get_template
+
+        keys["conv_template"] = get_template(conv_template).name
+    hf_config = HydraVLMConfig(
+        **keys,
+        architectures=["MobileLlamaForCausalLM"],
+        **_mm_keys(str(vision_dir), clip.config.hidden_size, -2),
+        mm_vision_config=_vision_config_dict(clip.config),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = HydraVLMForCausalLM(hf_config)
+    weights = {k: v for k, v in _read_weights(lm_dir).items() if not _IGNORED_KEYS.search(k)}
+    expected = {k for k in model.state_dict() if not k.startswith(("model.vision_tower.", "model.mm_projector."))} - (
+        {"lm_head.weight"} if hf_config.tie_word_embeddings else set()
+    )
+    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+    if missing or unexpected:
+        raise UserError(
+            f"{lm_dir}: weights do not match its config.json: {len(missing)} missing (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
+    model.load_state_dict(weights, strict=False)
+    if hf_config.tie_word_embeddings:
+        model.tie_weights()
+    model.model.vision_tower.clip.load_state_dict(clip.state_dict())
+    if (vision_dir / "preprocessor_config.json").is_file():
+        model.image_processor = CLIPImageProcessor.from_pretrained(str(vision_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(lm_dir)) if (lm_dir / "tokenizer_config.json").is_file() else None
+    model.eval().set_vision_tower_trainable(False)
+    return LoadedModel(model, tokenizer, model.image_processor)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers for LoRA and parameter accounting
 # ----------------------------------------------------------------------------------------------------------------

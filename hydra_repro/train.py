@@ -498,14 +498,20 @@ class ImageToTensor:
         return process_images([image], self.image_processor)[0]
 
 
-def make_dataset(data: str | Path, images: str | Path, tokenizer: Any, image_processor: Any, max_length: int) -> Any:
-    """The LLaVA-format training set, validated up front (a missing image fails here, not at step 10,000)."""
-    from hydra_repro.data import LlavaDataset, load_records
+def make_dataset(
+    data: str | Path, images: str | Path, tokenizer: Any, image_processor: Any, max_length: int, template: Any = None
+) -> Any:
+    """The LLaVA-format training set, validated up front (a missing image fails here, not at step 10,000).
+
+    `template`: the model's conversation template (`data.model_template(config)`); None: MobileVLM's v1."""
+    from hydra_repro.data import V1, LlavaDataset, load_records
 
     records = load_records(data, images, check_images="exists")
     if not records:
         raise UserError(f"{data}: no training records")
-    return LlavaDataset(records, tokenizer, ImageToTensor(image_processor), images, max_length=max_length)
+    return LlavaDataset(
+        records, tokenizer, ImageToTensor(image_processor), images, max_length=max_length, template=template or V1
+    )
 
 
 def world_size() -> int:
@@ -631,7 +637,7 @@ def train_run(
     Returns:
         `out`. Nothing is written at `out` until training has finished.
     """
-    from hydra_repro.data import load_tokenizer
+    from hydra_repro.data import load_tokenizer, model_template
     from hydra_repro.modeling import load_model
     from hydra_repro.provenance import provenance
 
@@ -645,7 +651,9 @@ def train_run(
     if tokenizer is None:
         raise UserError(f"{base}: no tokenizer files; pass --tokenizer (e.g. data/<profile>/tokenizer)")
     schedule = plan_schedule(cfg, model, schedule)  # bad schedules stop here, before data or PEFT work
-    dataset = make_dataset(data, images, tokenizer, loaded.image_processor, cfg.max_length)
+    dataset = make_dataset(
+        data, images, tokenizer, loaded.image_processor, cfg.max_length, model_template(loaded.model.config)
+    )
     total_steps = total_optimizer_steps(cfg, len(dataset))
     model, ranks = attach_adapter(model, cfg, schedule, total_steps)
 

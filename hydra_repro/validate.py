@@ -28,6 +28,8 @@ SECTIONS = (
     "allocation",
     "search",
     "perfmodel",
+    "smol",  # the real-LM probe: a nested profile (lm, pretrain, gradnorm, train, allocation)
+    "lm",  # only inside `smol`: where the real LM comes from
 )
 EVALUATE_KEYS = ("batch_size", "threads", "max_new_tokens")
 
@@ -55,6 +57,7 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
     from hydra_repro.pretrain import PretrainConfig
     from hydra_repro.pretrain_vision import VisionPretrainConfig, profile_vision
     from hydra_repro.search import SearchConfig
+    from hydra_repro.smol import SmolLMConfig
     from hydra_repro.train import TrainConfig
 
     name, section = load_params(params, profile)
@@ -71,6 +74,7 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
         "allocation": AllocationParams,
         "search": SearchConfig,
         "perfmodel": PerfModelConfig,
+        "lm": SmolLMConfig,
     }
     built = {}
     for key, cls in checks.items():
@@ -80,6 +84,10 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
             built[key] = dataclass_from_dict(cls, section[key] or {}, f"{where}.{key}")
         except UserError as e:
             raise _named(where, key, e) from None
+    if "smol" in section:
+        if "." in str(name):
+            raise UserError(f"{where}.smol: a nested profile cannot nest another")
+        validate_profile(params, f"{name}.smol")
     extra = sorted(set(section.get("evaluate") or {}) - set(EVALUATE_KEYS))
     if extra:
         raise UserError(f"{where}.evaluate: unknown key {extra[0]!r}; expected some of {list(EVALUATE_KEYS)}")

@@ -79,8 +79,8 @@ def test_v1_training_render_has_answers_with_eos_and_their_spans():
     assert text == f"{SYSTEM} USER: {TURNS[0][0]} ASSISTANT: red</s>USER: {TURNS[1][0]} ASSISTANT: No</s>"
     assert [text[a:b] for a, b in spans] == [" red</s>", " No</s>"]
     assert get_template("v1") is V1
-    with pytest.raises(UserError, match="'chatml'.*expected one of"):
-        get_template("chatml")
+    with pytest.raises(UserError, match="'vicuna_v0'.*expected one of"):
+        get_template("vicuna_v0")
 
 
 # --------------------------------------------------------------------------------------------------------------

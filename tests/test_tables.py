@@ -48,6 +48,9 @@ def fake_headline(i: int) -> dict[str, float]:
     }
 
 
+FETCH = {"source": "wheel", "layers": 30, "hidden_size": 576, "heads": 9, "kv_heads": 3}
+
+
 def fake_norms(n: int) -> list[float]:
     return [round(float(v), 4) for v in np.linspace(0.2, 1.6, n) + 0.01 * np.sin(np.arange(n))]
 
@@ -67,6 +70,9 @@ def build_tree(root: Path) -> tuple[Path, Path]:
     for role in dims:
         comp = {c: round(0.5 + 0.1 * k + (0.3 if c == "up_proj" else 0.0), 3) for k, c in enumerate(COMPONENTS)}
         write_json(results / "gradnorm" / f"{role}.json", {"layer_norms": norms[role], "component_norms": comp})
+    probe = {c: round(0.3 + 0.05 * k + (0.4 if c == "up_proj" else 0.0), 3) for k, c in enumerate(COMPONENTS)}
+    write_json(results / "smol" / "gradnorm.json", {"layer_norms": fake_norms(30), "component_norms": probe})
+    write_json(root / "models" / "smollm2" / "fetch.json", FETCH)
     for i, (name, spec) in enumerate(load_registry(REGISTRY).items()):
         if name == INFEASIBLE_RUN:
             write_json(schedules / f"{name}.json", {"run": name, "infeasible": INFEASIBLE_REASON})
@@ -95,6 +101,8 @@ def args_for(root: Path, results: Path, schedules: Path, **kw) -> argparse.Names
         str(PAPER_VALUES),
         "--out",
         str(root / "tables"),
+        "--models",
+        str(root / "models"),
     ]
     for k, v in kw.items():
         argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
@@ -167,11 +175,16 @@ def test_table_1_claims_are_computed(tree):
     root, _, _ = tree
     _, rows = md_rows((root / "tables" / "table_1.md").read_text())
     by = {r[0]: r for r in rows}
-    assert by["Up"][1] == "1.67" and by["Q"][5] == "1"  # the paper's Q is the smallest
+    assert by["Up"][1] == "1.67" and by["Q"][6] == "1"  # the paper's Q is the smallest
     assert by["claim: Q and K smallest"][1] == "yes"  # from the paper's own values
     assert by["claim: Up largest"][1:3] == ["yes", "yes"]  # fabricated norms: Up has +0.3
     assert by["claim: Q and K smallest"][2] == "yes"  # fabricated: q, k are the first two components
     assert by["Fig. 3: norms rise with depth"][2].startswith("ρ = +")
+    # the smol probe's column: its own fabricated norms (Up +0.4, Q/K first), its own order
+    assert by["Up"][5] == "0.90" and by["Up"][9] == "7" and by["claim: Up largest"][5] == "yes"
+    assert by["Fig. 3: norms rise with depth"][5].startswith("ρ = +")
+    text = (root / "tables" / "table_1.md").read_text()
+    assert "smol = SmolLM2-135M-Instruct, a real pretrained LM (30 layers, hidden 576, 9:3 heads" in text
 
 
 def test_table_2_reports_rank_relative_to_uniform(tree):
@@ -444,14 +457,19 @@ def test_claims_verdicts_follow_the_evidence(tree):
     _, rows = md_rows(text)
     assert [r[0] for r in rows] == [
         "Average gradient norms grow with depth",
+        "Average gradient norms grow with depth, on a real pretrained LM (smol probe)",
         "Q and K have the smallest norms, Up the largest",
+        "Q and K have the smallest norms, Up the largest, on a real pretrained LM (smol probe)",
         "Increasing ranks beat uniform ranks at equal budget",
         "HyDRA beats LoRA on all six benchmarks with no extra trainable parameters",
         "HyDRA surpasses full fine-tuning on some benchmarks",
         "The Transformer performance model beats MLP, LightGBM and RF",
     ]
     assert all(r[3].strip("*").split(" (")[0] in ("reproduced", "not reproduced", "inconclusive") for r in rows)
-    assert rows[5][3] == "**inconclusive**" and "no performance-model result" in rows[5][2]
+    assert rows[7][3] == "**inconclusive**" and "no performance-model result" in rows[7][2]
+    # the probe's fabricated norms rise linearly over 30 layers, Q/K smallest and Up largest: both reproduced
+    assert rows[1][3] == "**reproduced**" and "30 layers" in rows[1][2]
+    assert rows[3][3] == "**reproduced**" and rows[3][2].startswith("smallest to largest q, k")
 
 
 def test_claims_gradient_trend_uses_a_permutation_test():
