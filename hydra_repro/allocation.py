@@ -446,6 +446,26 @@ FIXED_LAYOUTS: dict[str, FixedLayout] = {
     "uniform_2x": FixedLayout("uniform_2x", "Table II: standard LoRA at 2R", (_F(1),), (_F(2),)),
 }
 
+
+def random_layer_ranks(n_layers: int, r_standard: int, draw: int) -> list[int]:
+    """A control at budget C exactly: per-layer ranks drawn uniformly from [1, 2R - 1] (mean R), then moved one unit
+    at a time on random layers (staying in that range) until they sum to N_l x R. Every layer has the same
+    dimensions, so equal rank sums are equal parameter counts. `draw` seeds the generator."""
+    if n_layers < 1 or r_standard < 1 or draw < 0:
+        raise UserError(
+            f"random ranks: n_layers={n_layers}, r_standard={r_standard}, draw={draw}; expected >= 1, >= 1, >= 0"
+        )
+    low, high = 1, max(1, 2 * r_standard - 1)
+    rng = np.random.default_rng(draw)
+    ranks = [int(r) for r in rng.integers(low, high + 1, size=n_layers)]
+    target = n_layers * r_standard
+    while (gap := target - sum(ranks)) != 0:
+        step = 1 if gap > 0 else -1
+        movable = [i for i, r in enumerate(ranks) if low <= r + step <= high]
+        ranks[movable[int(rng.integers(len(movable)))]] += step
+    return ranks
+
+
 # Table V's Config4 as printed: HyDRA's output with 3 stages, R_standard 128, Δd 2 on MobileLLaMA 1.4B.
 CONFIG4_PAPER = {"layers": ((1, 8), (9, 12), (13, 24)), "ranks": (124, 126, 131), "r_standard": 128, "delta_d": 2}
 

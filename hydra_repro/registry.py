@@ -23,13 +23,17 @@ from hydra_repro.allocation import (
     ModelDims,
     allocate,
     budget_params,
+    random_layer_ranks,
 )
 from hydra_repro.config import dataclass_from_dict, load_yaml
 from hydra_repro.errors import UserError
 from hydra_repro.schedule import Schedule
 
 MODEL_ROLES = ("small", "large")
-METHODS = ("full", "lora", "schedule", "adalora")
+METHODS = ("full", "lora", "schedule", "adalora", "eva")
+RANDOM_LAYOUT = (
+    "random"  # a control: random per-layer ranks at budget C (allocation.random_layer_ranks), seeded by `draw`
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class HydraSpec:
     stages: int | None = None
     delta_d: int | None = None
     rule: str | None = None
+    reverse: bool = field(
+        default=False, metadata={"help": "a control: the allocation mirrored (ranks fall with depth)"}
+    )
 
     def __post_init__(self) -> None:
         if self.setting not in FINE_SETTINGS:
@@ -59,6 +66,8 @@ class RunSpec:
     layout: str | None = None
     hydra: HydraSpec | None = None
     seed: int | None = field(default=None, metadata={"help": "None: the profile's training seed"})
+    draw: int | None = field(default=None, metadata={"help": "layout random: which draw (seeds the ranks)"})
+    rslora: bool = field(default=False, metadata={"help": "rank-stabilised scaling alpha / sqrt(r) (rsLoRA)"})
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_ROLES:
@@ -69,8 +78,14 @@ class RunSpec:
             raise UserError("method schedule needs exactly one of 'layout' (fixed) or 'hydra' (allocated)")
         if self.method != "schedule" and (self.layout is not None or self.hydra is not None):
             raise UserError(f"method {self.method}: 'layout' and 'hydra' only apply to method schedule")
-        if self.layout is not None and self.layout not in FIXED_LAYOUTS:
-            raise UserError(f"layout: got {self.layout!r}; expected one of {sorted(FIXED_LAYOUTS)}")
+        if self.layout is not None and self.layout not in (*FIXED_LAYOUTS, RANDOM_LAYOUT):
+            raise UserError(f"layout: got {self.layout!r}; expected one of {sorted([*FIXED_LAYOUTS, RANDOM_LAYOUT])}")
+        if (self.layout == RANDOM_LAYOUT) != (self.draw is not None):
+            raise UserError("draw: layout 'random' needs a draw (an integer >= 0), and only it takes one")
+        if self.draw is not None and self.draw < 0:
+            raise UserError(f"draw: got {self.draw!r}; expected an integer >= 0")
+        if self.rslora and self.method not in ("lora", "schedule"):
+            raise UserError(f"rslora: only for methods lora and schedule, not {self.method!r}")
 
 
 def load_registry(path: str | Path = "experiments/runs.yaml") -> dict[str, RunSpec]:
@@ -88,9 +103,39 @@ def load_registry(path: str | Path = "experiments/runs.yaml") -> dict[str, RunSp
     return runs
 
 
+def load_replicated(path: str | Path = "experiments/runs.yaml") -> dict[str, str]:
+    """The registry's `replicated` mapping (run -> its model role): the runs trained with every seed of the profile.
+
+    The role is repeated there because DVC's `foreach` needs it to name the base model; it must match the run's."""
+    runs = load_registry(path)
+    data = load_yaml(path)
+    replicated = data.get("replicated") or {}
+    if not isinstance(replicated, dict):
+        raise UserError(f"{path}: 'replicated' must map run names to their model role")
+    for name, role in replicated.items():
+        if name not in runs:
+            raise UserError(f"{path}: replicated.{name}: no such run in 'runs'")
+        if role != runs[name].model:
+            raise UserError(f"{path}: replicated.{name}: got role {role!r}; the run's model is {runs[name].model!r}")
+    return dict(replicated)
+
+
+# Control options of a run: recorded in its plan only when switched on, so the plans of the paper's runs read
+# (and hash) the same as before the controls existed.
+_CONTROL_DEFAULTS = {"draw": None, "rslora": False, "reverse": False}
+
+
+def spec_record(spec: RunSpec) -> dict[str, Any]:
+    """The run definition as written into its plan, control options left out when off."""
+    record = {k: v for k, v in dataclasses.asdict(spec).items() if _CONTROL_DEFAULTS.get(k, object()) != v}
+    if isinstance(record.get("hydra"), dict) and not record["hydra"].get("reverse"):
+        record["hydra"].pop("reverse", None)
+    return record
+
+
 def hydra_params(spec: HydraSpec, profile: AllocationParams) -> AllocationParams:
     """The profile's allocation settings with the run's overrides."""
-    overrides = {k: v for k, v in dataclasses.asdict(spec).items() if k != "setting" and v is not None}
+    overrides = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("setting", "reverse") and v is not None}
     return dataclasses.replace(profile, **overrides)
 
 
@@ -101,11 +146,14 @@ def resolve(
 
     Raises UserError (naming the run) for an infeasible allocation, before anything trains.
     """
-    info: dict[str, Any] = {"run": name, **dataclasses.asdict(spec), "r_standard": alloc.r_standard}
+    info: dict[str, Any] = {"run": name, **spec_record(spec), "r_standard": alloc.r_standard}
     budget = budget_params(alloc.r_standard, dims)
     schedule = None
-    if spec.method in ("lora", "adalora"):
+    if spec.method in ("lora", "adalora", "eva"):  # eva: the uniform start that EVA redistributes
         schedule = Schedule.uniform(dims.num_hidden_layers, alloc.r_standard, name)
+    elif spec.layout == RANDOM_LAYOUT:
+        ranks = random_layer_ranks(dims.num_hidden_layers, alloc.r_standard, spec.draw)
+        schedule = Schedule.from_layer_ranks(ranks, name)
     elif spec.layout is not None:
         schedule = dataclasses.replace(Schedule.fixed(spec.layout, dims.num_hidden_layers, alloc.r_standard), name=name)
     elif spec.hydra is not None:
@@ -118,8 +166,9 @@ def resolve(
             )
         except UserError as e:
             raise UserError(f"run {name}: {e}") from None
-        schedule = Schedule.from_layer_dicts(result.ranks, name)
-        info["allocation"] = result.to_dict()
+        layers = list(reversed(result.ranks)) if spec.hydra.reverse else result.ranks
+        schedule = Schedule.from_layer_dicts(layers, name)
+        info["allocation"] = {**result.to_dict(), **({"reversed": True} if spec.hydra.reverse else {})}
     if schedule is not None:
         info["schedule"] = schedule.to_dict()
         info["trainable_params"] = schedule.trainable_params(dims)

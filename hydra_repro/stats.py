@@ -1,12 +1,15 @@
 """How sure a difference is: headline scores recomputed from per-sample records, and a paired bootstrap over them.
 
-    diff = paired_bootstrap("mme", records_a, records_b)   # {diff, low, high, p, n_units}
+    diff = paired_bootstrap("mme", records_a, records_b)   # {diff, low, high, p, n_units, seeds}
+    mean, half = seed_interval([61.2, 63.0, 62.1])         # over training seeds: mean ± 95% t-interval
 
 `evaluate` stores per-sample records with a resampling `unit` (MME: the image, whose two questions are scored
 together; MMBench: the question with all its circular rotations; otherwise the question). The bootstrap resamples
 units with replacement, the same units for both runs (they answered the same questions), recomputes each run's
 headline number exactly as the tables show it, and reports the difference A - B with a percentile 95% interval and
-a two-sided bootstrap p-value. Pure numpy; the tables stage is its only user.
+a two-sided bootstrap p-value. With several training seeds per run the resample is scored on every seed and the
+seed means are compared, so the interval covers test-set sampling at the seed-averaged level; `seed_interval`
+gives the spread over seeds itself. numpy (+ scipy's t quantile); the tables stage is its only user.
 """
 
 from __future__ import annotations
@@ -85,17 +88,51 @@ def paired_bootstrap(
     seed: int = 0,
 ) -> dict[str, float]:
     """Difference A - B of the headline number with a percentile 95% interval and a two-sided p-value."""
-    a, b = Scorer(bench, records_a), Scorer(bench, records_b)
-    units = sorted(set(a.units) & set(b.units), key=repr)
+    return paired_bootstrap_seeds(bench, [records_a], [records_b], n_boot, seed)
+
+
+def paired_bootstrap_seeds(
+    bench: str,
+    seeds_a: Sequence[Sequence[dict[str, Any]]],
+    seeds_b: Sequence[Sequence[dict[str, Any]]],
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, float]:
+    """As `paired_bootstrap` for runs trained with several seeds (one record list per seed): each resample of units
+    scores every seed of A and of B on the same units, and compares the seed means."""
+    a, b = [Scorer(bench, r) for r in seeds_a], [Scorer(bench, r) for r in seeds_b]
+    if not a or not b:
+        raise ValueError(f"{bench}: each side needs the records of at least one seed")
+    units = sorted(set.intersection(*(set(s.units) for s in a + b)), key=repr)
     if not units:
         raise ValueError(f"{bench}: the two runs share no evaluation units")
-    observed = a.score(units) - b.score(units)
+
+    def mean_diff(pick: Sequence[Any]) -> float:
+        return float(np.mean([s.score(pick) for s in a]) - np.mean([s.score(pick) for s in b]))
+
+    observed = mean_diff(units)
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_boot)
     for i in range(n_boot):
-        pick = [units[k] for k in rng.integers(0, len(units), size=len(units))]
-        diffs[i] = a.score(pick) - b.score(pick)
+        diffs[i] = mean_diff([units[k] for k in rng.integers(0, len(units), size=len(units))])
     low, high = np.percentile(diffs, [2.5, 97.5])
     # two-sided: how often the resampled difference falls on the other side of zero (Efron & Tibshirani 16.4)
     p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))) if observed != 0 else 1.0
-    return {"diff": float(observed), "low": float(low), "high": float(high), "p": float(p), "n_units": len(units)}
+    return {
+        "diff": float(observed),
+        "low": float(low),
+        "high": float(high),
+        "p": float(p),
+        "n_units": len(units),
+        "seeds": (len(a), len(b)),
+    }
+
+
+def seed_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean over training seeds and the half-width of its 95% Student-t interval (nan for a single seed)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return float(x.mean()), float("nan")
+    return float(x.mean()), float(t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))

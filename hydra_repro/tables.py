@@ -22,6 +22,7 @@ are printed exactly as transcribed, ours with MME to 1 decimal and the rest to 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import math
 import re
@@ -44,7 +45,8 @@ from hydra_repro.config import PROFILES, load_yaml
 from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_write_bytes, atomic_write_text, read_json
-from hydra_repro.registry import RunSpec, load_registry
+from hydra_repro.registry import RunSpec, load_registry, load_replicated
+from hydra_repro.replicate import SEEDS_FILE
 
 COMMAND = "hydra-repro tables"
 MISSING = "—"  # no value: a result file absent under --allow-missing, or a quantity with no counterpart
@@ -90,6 +92,19 @@ TABLE_RUNS: dict[str, dict[str, str]] = {
         "setting1": "hydra_fine_small",
         **{f"setting{i}": f"setting{i}_small" for i in range(2, 6)},
     },
+    # Beyond the paper: controls at the budget C of uniform LoRA (small model), beside HyDRA
+    "table_controls": {
+        "uniform LoRA": "lora_small",
+        "HyDRA coarse": "hydra_coarse_small",
+        "HyDRA fine": "hydra_fine_small",
+        "HyDRA coarse, reversed": "reversed_coarse_small",
+        "random ranks, draw 1": "random_d1_small",
+        "random ranks, draw 2": "random_d2_small",
+        "random ranks, draw 3": "random_d3_small",
+        "AdaLoRA": "adalora_small",
+        "EVA": "eva_small",
+        "rsLoRA": "rslora_small",
+    },
     "table_7": {
         "7/2": "stages7_d2_small",
         "11/2": "stages11_d2_small",
@@ -114,14 +129,35 @@ class RunResult:
     headline: dict[str, float] | None = None
     reason: str = ""
     samples: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False, compare=False)
+    # the same run trained with the profile's other seeds (`hydra-repro replicate`); empty: one seed
+    replicates: list[RunResult] = field(default_factory=list, repr=False, compare=False)
+
+    def seed_values(self, bench: str) -> list[float]:
+        runs = [self, *self.replicates]
+        return [r.headline[bench] for r in runs if r.headline is not None]
 
     def cell(self, bench: str) -> str:
+        """One seed: the score; several: "mean ± half-width of the 95% t-interval over seeds"."""
         if self.headline is None:
             return INFEASIBLE if self.status == INFEASIBLE else MISSING
-        return fmt(self.headline[bench], bench)
+        if not self.replicates:
+            return fmt(self.headline[bench], bench)
+        from hydra_repro.stats import seed_interval
+
+        mean, half = seed_interval(self.seed_values(bench))
+        return f"{fmt(mean, bench)} ± {fmt(half, bench)}"
 
     def value(self, bench: str) -> float | None:
-        return None if self.headline is None else self.headline[bench]
+        """The score, averaged over the training seeds when there are several."""
+        if self.headline is None:
+            return None
+        values = self.seed_values(bench)
+        return sum(values) / len(values)
+
+    def seed_samples(self, bench: str) -> list[list[dict[str, Any]]] | None:
+        """Per-sample records of every seed (None when any seed lacks them)."""
+        out = [(r.samples or {}).get(bench) for r in (self, *self.replicates)]
+        return None if not all(out) else out
 
 
 @dataclass
@@ -136,6 +172,7 @@ class Inputs:
     search: dict[str, Any] | None = None  # results/<profile>/search.json: the iterative enhancement phase
     probe: dict[str, Any] | None = None  # results/<profile>/smol/gradnorm.json: the real-LM probe's norms
     probe_lm: dict[str, Any] | None = None  # models/<profile>/smollm2/fetch.json: what the probe's LM is
+    run_ranks: dict[str, dict[str, Any]] = field(default_factory=dict)  # runs/<profile>/<run>/ranks.json (eva, adalora)
     missing: list[str] = field(default_factory=list)  # notes for files absent under --allow-missing
 
     @property
@@ -274,6 +311,7 @@ def load_inputs(
     paper_values: str | Path = "experiments/paper_values.yaml",
     allow_missing: bool = False,
     models: str | Path | None = None,
+    runs_dir: str | Path | None = None,
 ) -> Inputs:
     """Read and validate everything the tables need; a bad or (without `allow_missing`) absent file is a UserError."""
     if profile not in PROFILES:
@@ -303,6 +341,17 @@ def load_inputs(
         )
         path = schedules / f"{run}.json"
         scheds[run] = None if absent(path, f"the schedule of run {run}") else read_schedule(path, run)
+    for run in load_replicated(registry):
+        path = results / "replicates" / run / SEEDS_FILE
+        if res[run].status != "ok" or absent(path, f"the seeds of run {run} (`hydra-repro replicate`)"):
+            continue
+        seeds = read_json(path, "replicate summary")
+        files = seeds.get("replicates") if isinstance(seeds, dict) else None
+        if not isinstance(files, dict):
+            raise _bad(path, "an object with 'replicates': {seed: result file}")
+        names = [str(files[k]) for k in sorted(files, key=int)]
+        reps = [read_result(path.parent / f, Path(f).stem, benches) for f in names]
+        res[run] = dataclasses.replace(res[run], replicates=reps)
     grad: dict[str, dict[str, Any] | None] = {}
     for role in MODEL_ROLES:
         path = results / "gradnorm" / f"{role}.json"
@@ -311,6 +360,12 @@ def load_inputs(
     probe = None if absent(path, "the gradient norms of the real-LM probe") else read_gradnorm(path)
     lm_path = Path(models if models is not None else Path("models") / profile) / "smollm2" / "fetch.json"
     probe_lm = read_json(lm_path, "the probe LM's fetch.json") if lm_path.is_file() else None
+    run_ranks = {}
+    for run in required_runs():  # EVA's and AdaLoRA's parameter counts are only known once built
+        path = Path(runs_dir if runs_dir is not None else Path("runs") / profile) / run / "ranks.json"
+        if runs[run].method in ("eva", "adalora") and res[run].status == "ok":
+            if not absent(path, f"the ranks record of run {run}"):
+                run_ranks[run] = read_json(path, "ranks record")
     perf_path = results / "perfmodel.json"
     perf = read_perfmodel(perf_path) if perf_path.is_file() else None
     search_path = results / "search.json"
@@ -323,7 +378,20 @@ def load_inputs(
     for best in (found or {}).get("best", {}).values():  # per-sample records of Z*, for the paired bootstrap
         path = results / "search" / f"{best.get('key')}.json"
         best["samples"] = read_json(path, "search run result").get("samples") if path.is_file() else None
-    return Inputs(profile, paper, runs, res, scheds, grad, perf, found, missing=missing, probe=probe, probe_lm=probe_lm)
+    return Inputs(
+        profile,
+        paper,
+        runs,
+        res,
+        scheds,
+        grad,
+        perf,
+        found,
+        missing=missing,
+        probe=probe,
+        probe_lm=probe_lm,
+        run_ranks=run_ranks,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -588,12 +656,12 @@ _BOOTSTRAPS: dict[tuple[str, str, str], dict[str, float] | None] = {}
 
 def compare(ours: RunResult, base: RunResult, bench: str) -> dict[str, float] | None:
     """Paired bootstrap of ours - base on one benchmark (memoised per run pair); None without per-sample records."""
-    from hydra_repro.stats import paired_bootstrap
+    from hydra_repro.stats import paired_bootstrap_seeds
 
     key = (ours.run, base.run, bench)
     if key not in _BOOTSTRAPS:
-        a, c = (ours.samples or {}).get(bench), (base.samples or {}).get(bench)
-        _BOOTSTRAPS[key] = paired_bootstrap(bench, a, c) if a and c else None
+        a, c = ours.seed_samples(bench), base.seed_samples(bench)
+        _BOOTSTRAPS[key] = paired_bootstrap_seeds(bench, a, c) if a and c else None
     return _BOOTSTRAPS[key]
 
 
@@ -614,9 +682,24 @@ def vs_baseline(ours: RunResult, base: RunResult, benches: Sequence[str]) -> lis
 BOOTSTRAP_NOTE = (
     "'Δ vs LoRA [95% CI]' rows: our difference to uniform LoRA of the same size with a paired bootstrap interval over "
     "the test questions (2,000 resamples of MME images, MMBench question groups, other questions; "
-    "`hydra_repro/stats.py`); * marks an interval that excludes zero. One training seed per run: the interval covers "
-    "test-set sampling, not training noise."
+    "`hydra_repro/stats.py`); * marks an interval that excludes zero. With several training seeds each resample "
+    "scores every seed on the same questions and compares the seed means: the interval covers test-set sampling of "
+    "the seed-averaged scores; the ± of the 'ours' rows shows the spread over seeds."
 )
+
+
+def seeds_note(t: Table, inp: Inputs, runs: Sequence[str]) -> None:
+    """Say how many training seeds stand behind the table's 'ours' cells."""
+    counts = sorted({1 + len(inp.results[r].replicates) for r in runs if inp.results[r].status == "ok"})
+    if counts == [1]:
+        t.note("'ours' rows: one training seed per run (profile key `seeds: 1`): no interval over training noise.")
+    elif counts:
+        n = "/".join(map(str, counts))
+        t.note(
+            f"'ours' rows: mean ± half-width of the 95% Student-t interval over {n} training seeds per run (the run "
+            "and its replicates, `hydra-repro replicate`; a HyDRA allocation is fixed across seeds, only training "
+            "noise varies); Δ = mean − paper. With 3 seeds the t quantile is 4.30: the interval is wide by design."
+        )
 
 
 def _lead(inp: Inputs) -> str:
@@ -789,6 +872,7 @@ def table_2(inp: Inputs) -> Table:
         f"at paper scale ({fmt_pct(case)} in ours), so Table II does not isolate increasing rank from more rank "
         "(docs/discrepancies.md section 5)."
     )
+    seeds_note(t, inp, list(TABLE_RUNS["table_2"].values()))
     return t
 
 
@@ -847,6 +931,7 @@ def table_3(inp: Inputs) -> Table:
         "HyDRA > LoRA in ours points the same way as in the paper's table (> HyDRA ahead, < behind)."
     )
     t.note(BOOTSTRAP_NOTE)
+    seeds_note(t, inp, list(TABLE_RUNS[t.key].values()))
     n_agree = sum(c.startswith("agree") for row in t.rows if row[5] == "direction" for c in row[6:])
     n_dir = sum(1 for row in t.rows if row[5] == "direction") * len(benches)
     paper_behind = [
@@ -893,6 +978,7 @@ def table_4(inp: Inputs) -> Table:
         "Setting1 is HyDRA fine (hydra_fine_small, eq. 9-10). Layouts: Table V; settings: Table VI."
     )
     t.note(BOOTSTRAP_NOTE)
+    seeds_note(t, inp, list(TABLE_RUNS[t.key].values()))
     return t
 
 
@@ -1143,7 +1229,67 @@ def _search_len(inp: Inputs) -> int:
     return max(len(v) for v in inp.search["arms"].values()) or 1
 
 
-TABLES = (table_1, table_2, table_3, table_4, table_5, table_6, table_7, table_8, table_search)
+CONTROL_WHAT = {
+    "lora_small": "rank R on every module",
+    "hydra_coarse_small": "stages from K-means on gradient norms, ranks rising with depth (Config4)",
+    "hydra_fine_small": "coarse + Q/K lowered, Up raised (Setting1)",
+    "reversed_coarse_small": "HyDRA coarse mirrored: ranks fall with depth",
+    "random_d1_small": "per-layer ranks uniform in [1, 2R-1], summed to exactly L x R",
+    "random_d2_small": "another draw",
+    "random_d3_small": "another draw",
+    "adalora_small": "PEFT AdaLoRA: starts at 1.5R, prunes to mean rank R by importance",
+    "eva_small": "PEFT EVA: SVD of layer inputs, same total rank redistributed (rho 2), VLM-aware token mask",
+    "rslora_small": "uniform R with scaling alpha / sqrt(r)",
+}
+
+
+def _realized_params(inp: Inputs, run: str) -> int | None:
+    """Trainable LoRA parameters as built (runs/<run>/ranks.json), for methods whose ranks the plan cannot know."""
+    record = inp.run_ranks.get(run)
+    return None if record is None else record.get("params", {}).get("lora")
+
+
+def table_controls(inp: Inputs) -> Table:
+    runs = TABLE_RUNS["table_controls"]
+    benches = list(inp.benchmarks)
+    t = Table(
+        "table_controls",
+        "Beyond the paper: rank-allocation controls at the budget C of uniform LoRA (small model)",
+        ["Method", "run", "what", "params vs C", "value", *(inp.benchmarks[b] for b in benches)],
+    )
+    t.align = "lllll" + "r" * len(benches)
+    t.lead = (
+        f"Profile `{inp.profile}`. Does HyDRA's gain come from its allocation? Every row trains the same LoRA "
+        "targets at (about) the same number of trainable parameters C as uniform LoRA; only where the rank goes, "
+        "how it is initialised or scaled differs. No paper values: the paper has no controls."
+    )
+    base = inp.results["lora_small"]
+    for label, run in runs.items():
+        r, plan = inp.results[run], inp.schedules.get(run) or {}
+        spec = inp.registry[run]
+        if spec.method in ("adalora", "eva") and "budget_params" in plan:
+            realized = _realized_params(inp, run)
+            vs_c = MISSING if realized is None else fmt_pct(realized / plan["budget_params"] - 1)
+            vs_c += " (as built)" if spec.method == "eva" else " (at start; prunes to C)"
+        else:
+            vs_c = fmt_pct(params_vs_budget(plan))
+        _status_note(t, r)
+        rows = [[label, run, CONTROL_WHAT.get(run, ""), vs_c, "ours", *(r.cell(b) for b in benches)]]
+        if run != "lora_small":
+            rows.append(["", "", "", "", "Δ vs LoRA [95% CI]", *vs_baseline(r, base, benches)])
+        t.add(rows, rule=True)
+    t.note(BOOTSTRAP_NOTE)
+    seeds_note(t, inp, list(runs.values()))
+    t.note(
+        "params vs C: trainable LoRA parameters relative to uniform LoRA at R_standard. AdaLoRA starts above C "
+        "(init_r = 1.5R, plus one singular value per rank) and prunes to a mean rank of R; EVA keeps the total rank "
+        "of uniform LoRA but moves it between modules of different sizes, so its parameter count can differ from C "
+        "(shown as built, from runs/<profile>/eva_small/ranks.json)."
+    )
+    return t
+
+
+TABLES = (table_1, table_2, table_3, table_4, table_5, table_6, table_7, table_8, table_search, table_controls)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1269,6 +1415,7 @@ DESCRIPTIONS = {
     "table_7": "number of stages N in {7, 11, 13, 17} and Δd",
     "table_8": "performance-model ablation (MSE, MAE; plus repeated k-fold)",
     "table_search": "beyond the paper: best objective vs schedules trained, performance-model-guided vs random",
+    "table_controls": "beyond the paper: random, reversed, AdaLoRA, EVA and rsLoRA controls vs HyDRA at budget C",
     "fig_3": "average gradient norm per layer, small and large model, with the paper's qualitative claim",
     "fig_6": "performance-model training and validation loss per epoch",
 }
@@ -1419,8 +1566,13 @@ def claims(inp: Inputs) -> str:
         "by hand. A verdict holds **at this scale only**"
         + (": the mini models are small from-scratch analogs, so 'not reproduced' here is not evidence against the "
            "paper at MobileVLM scale." if inp.profile != "paper" else ".")
-        + " Comparisons of runs use a paired bootstrap over test questions (95% intervals, one training seed per "
-        "run: training noise is not covered).",
+        + " Comparisons of runs use a paired bootstrap over test questions (95% intervals"
+        + (
+            f"; runs of Tables II-IV pool {1 + len(inp.results['lora_small'].replicates)} training seeds, the "
+            "others have one)."
+            if inp.results["lora_small"].replicates
+            else ", one training seed per run: training noise is not covered)."
+        ),
         "",
         "| claim | where | evidence (this run) | verdict |",
         "|---|---|---|---|",
@@ -1543,6 +1695,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper-values", type=Path, default=Path("experiments/paper_values.yaml"))
     p.add_argument("--out", type=Path, default=Path("tables"))
     p.add_argument("--models", type=Path, help="default models/<profile> (the probe LM's fetch.json)")
+    p.add_argument("--runs", type=Path, help="default runs/<profile> (ranks.json of EVA and AdaLoRA runs)")
     p.add_argument("--allow-missing", action="store_true", help="render absent result files as — with a note")
 
 
@@ -1555,6 +1708,7 @@ def run(args: argparse.Namespace) -> int:
         args.paper_values,
         args.allow_missing,
         args.models,
+        args.runs,
     )
     outputs = render_all(inp)
     write_outputs(outputs, args.out)

@@ -49,12 +49,13 @@ import torch
 from peft.tuners.lora.layer import Linear as _PeftLoraLinear
 from transformers import TrainerCallback
 
-from hydra_repro.allocation import ModelDims, budget_params
+from hydra_repro.allocation import ModelDims, budget_params, trainable_params
+from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json
 from hydra_repro.schedule import Schedule
 
-METHODS = ("full", "lora", "schedule", "adalora")
+METHODS = ("full", "lora", "schedule", "adalora", "eva")
 PROJECTOR = "mm_projector"  # module name suffix of the LDP projector (modules_to_save)
 RUN_FILE = "run.json"
 RANKS_FILE = "ranks.json"
@@ -71,7 +72,7 @@ PEFT_PREFIX = "base_model.model."  # PeftModel's prefix in front of the base mod
 class TrainConfig:
     """The `train` section of a profile in params.yaml; CLI flags override single fields."""
 
-    method: str = field(default="lora", metadata={"help": "full | lora | schedule | adalora"})
+    method: str = field(default="lora", metadata={"help": "full | lora | schedule | adalora | eva"})
     rank: int = field(
         default=128,
         metadata={"help": "lora: the uniform rank; schedule: R_standard of the budget C; adalora: target mean rank"},
@@ -112,6 +113,8 @@ class TrainConfig:
     adalora_tinit: float = field(default=0.1, metadata={"help": "share of steps before pruning starts"})
     adalora_tfinal: float = field(default=0.2, metadata={"help": "share of steps at the final ranks"})
     adalora_delta_t: int = field(default=10, metadata={"help": "steps between two rank reallocations"})
+    rslora: bool = field(default=False, metadata={"help": "rsLoRA: scaling alpha / sqrt(r) instead of alpha / r"})
+    eva_rho: float = field(default=2.0, metadata={"help": "eva: a module may get up to rho x rank (PEFT's default)"})
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> UserError:
@@ -152,6 +155,10 @@ class TrainConfig:
             raise bad("adalora_tfinal", f"adalora_tinit + adalora_tfinal < 1 (tinit is {self.adalora_tinit})")
         if self.dataloader_num_workers < 0:
             raise bad("dataloader_num_workers", ">= 0")
+        if self.rslora and self.method not in ("lora", "schedule"):
+            raise bad("rslora", f"False for method {self.method!r} (rsLoRA scaling applies to lora and schedule)")
+        if not self.eva_rho >= 1:
+            raise bad("eva_rho", ">= 1")
         if self.num_threads is not None and self.num_threads < 1:
             raise bad("num_threads", "None or a positive integer")
 
@@ -216,7 +223,7 @@ def plan_schedule(cfg: TrainConfig, model: Any, schedule: Schedule | None) -> Sc
             raise UserError("--schedule: method 'schedule' needs a schedule JSON (from `hydra-repro allocate`)")
     elif schedule is not None:
         raise UserError(f"--schedule: given for method {cfg.method!r}; use --method schedule")
-    elif cfg.method == "lora":
+    elif cfg.method in ("lora", "eva"):  # eva: the uniform start that EVA redistributes from data
         schedule = Schedule.uniform(n_layers, cfg.rank)
     else:  # adalora starts uniform at init_r and prunes towards `rank` on average
         schedule = Schedule.uniform(n_layers, cfg.resolved_init_r(), name=f"adalora_init_r{cfg.resolved_init_r()}")
@@ -238,7 +245,7 @@ def peft_config(cfg: TrainConfig, schedule: Schedule, total_steps: int) -> Any:
     `target_modules` is the list of full names: PEFT matches a list entry against the whole name or a `.`-suffix, so
     `model.layers.0.self_attn.q_proj` can never hit the vision tower's `...encoder.layers.0.self_attn.q_proj`.
     """
-    from peft import AdaLoraConfig, LoraConfig
+    from peft import AdaLoraConfig, EvaConfig, LoraConfig
 
     default_r, rank_pattern, alpha_pattern = schedule.peft_patterns(cfg.alpha_ratio)
     common = dict(
@@ -249,11 +256,16 @@ def peft_config(cfg: TrainConfig, schedule: Schedule, total_steps: int) -> Any:
         task_type="CAUSAL_LM",
     )
     if cfg.method != "adalora":
+        # EVA: initialised from the SVD of layer inputs, ranks redistributed across modules at the same total rank;
+        # PEFT then rescales alpha so alpha / r stays as configured (adjust_scaling_factors)
+        eva = {"init_lora_weights": "eva", "eva_config": EvaConfig(rho=cfg.eva_rho)} if cfg.method == "eva" else {}
         return LoraConfig(
             r=default_r,
             lora_alpha=cfg.alpha_ratio * default_r,
             rank_pattern=rank_pattern,
             alpha_pattern=alpha_pattern,
+            use_rslora=cfg.rslora,
+            **eva,
             **common,
         )
     init_r = cfg.resolved_init_r()
@@ -301,7 +313,9 @@ def effective_ranks(peft_model: Any) -> dict[str, int]:
     return {name: int((m.lora_E["default"] != 0).sum()) for name, m in adapter_modules(peft_model).items()}
 
 
-def check_ranks(planned: dict[str, int], peft_model: Any, alpha_ratio: float | None = None) -> dict[str, int]:
+def check_ranks(
+    planned: dict[str, int], peft_model: Any, alpha_ratio: float | None = None, rslora: bool = False
+) -> dict[str, int]:
     """Compare realized with planned ranks (and the scaling with alpha_ratio); RuntimeError names the first mismatch.
 
     PEFT silently gives unmatched `rank_pattern` keys the default rank, so this check is what makes the schedule
@@ -318,8 +332,11 @@ def check_ranks(planned: dict[str, int], peft_model: Any, alpha_ratio: float | N
     if alpha_ratio is not None:
         for name, module in adapter_modules(peft_model).items():
             scaling = module.scaling["default"]
-            if not math.isclose(scaling, alpha_ratio, rel_tol=1e-6):
-                raise RuntimeError(f"module {name!r}: LoRA scaling {scaling}; expected alpha / r = {alpha_ratio}")
+            # alpha = ratio x r: LoRA's alpha / r is the ratio, rsLoRA's alpha / sqrt(r) is ratio x sqrt(r)
+            expected = alpha_ratio * math.sqrt(realized[name]) if rslora else alpha_ratio
+            if not math.isclose(scaling, expected, rel_tol=1e-6):
+                what = "alpha / sqrt(r)" if rslora else "alpha / r"
+                raise RuntimeError(f"module {name!r}: LoRA scaling {scaling}; expected {what} = {expected}")
     return realized
 
 
@@ -437,13 +454,51 @@ def use_fast_lora(peft_model: Any) -> int:
     return n
 
 
+def eva_initialize(peft_model: Any, dataset: Any, cfg: TrainConfig, pad_token_id: int) -> None:
+    """PEFT's EVA initialisation made VLM-aware: the LM projections see the sequence after the image tokens are
+    spliced in, so the mask of positions used for the SVD is computed on the spliced sequence (real tokens with a
+    label), not on `input_ids`."""
+    from peft import initialize_lora_eva_weights
+
+    from hydra_repro.data import DataCollator
+    from hydra_repro.modeling import _base_model
+
+    vlm = _base_model(peft_model)
+
+    def spliced_positions(inputs: dict[str, Any], peft_config: Any) -> torch.Tensor:
+        with torch.no_grad():
+            _, mask, labels = vlm._splice(
+                inputs["input_ids"], inputs["attention_mask"], inputs["labels"], inputs["images"], "right"
+            )
+        keep = mask.bool()
+        if peft_config.eva_config.use_label_mask:
+            keep &= labels != peft_config.eva_config.label_mask_value
+        return keep.nonzero()
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.per_device_batch_size,
+        shuffle=True,
+        collate_fn=DataCollator(pad_token_id),
+        generator=generator,
+    )
+    initialize_lora_eva_weights(peft_model, loader, prepare_model_inputs_fn=spliced_positions, show_progress_bar=False)
+
+
 def attach_adapter(
-    model: Any, cfg: TrainConfig, schedule: Schedule | None, total_steps: int
+    model: Any,
+    cfg: TrainConfig,
+    schedule: Schedule | None,
+    total_steps: int,
+    eva_data: tuple[Any, int] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Make `model` trainable for `cfg.method`; returns (model or PeftModel, the ranks.json record).
 
     The record holds planned/realized ranks per module and the LoRA parameter count, which must equal
     `allocation.trainable_params` (plus AdaLoRA's singular values) and is compared with the uniform budget C.
+    `eva_data` (dataset, pad token id): method eva's initialisation data; its realized ranks are EVA's choice,
+    checked against the planned total rank instead of module by module.
     """
     dims = model_dims(model)
     budget = budget_params(cfg.rank, dims)
@@ -458,13 +513,26 @@ def attach_adapter(
     assert schedule is not None
     set_seed(cfg.seed)  # LoRA's A init is random: the seed makes it part of the run's definition
     peft_model = get_peft_model(model, peft_config(cfg, schedule, total_steps))
+    planned = schedule.planned()
+    if cfg.method == "eva":
+        if eva_data is None:
+            raise UserError("method eva: needs training data for its initialisation (eva_data)")
+        eva_initialize(peft_model, eva_data[0], cfg, eva_data[1])
+        realized = realized_ranks(peft_model)
+        if sum(realized.values()) != sum(planned.values()):
+            raise RuntimeError(f"eva: total rank {sum(realized.values())}; planned {sum(planned.values())}")
+        layers = [{c: 0 for c in COMPONENTS} for _ in range(dims.num_hidden_layers)]
+        for name, r in realized.items():  # model.layers.<i>.<parent>.<component>
+            parts = name.split(".")
+            layers[int(parts[2])][parts[-1]] = r
+        formula = trainable_params(layers, dims)
+    else:
+        # AdaLoRA's `scaling` is alpha itself (its forward divides by the current rank): only LoRA's is alpha / r.
+        realized = check_ranks(planned, peft_model, cfg.alpha_ratio if cfg.method != "adalora" else None, cfg.rslora)
+        formula = schedule.trainable_params(dims)
     if cfg.fast_lora:
         use_fast_lora(peft_model)
-    planned = schedule.planned()
-    # AdaLoRA's `scaling` is alpha itself (its forward divides by the current rank): only LoRA's is alpha / r.
-    realized = check_ranks(planned, peft_model, cfg.alpha_ratio if cfg.method != "adalora" else None)
     params = count_params(peft_model)
-    formula = schedule.trainable_params(dims)
     if cfg.method == "adalora":
         formula += sum(planned.values())  # one singular value per rank
     if params["lora"] != formula:
@@ -655,7 +723,7 @@ def train_run(
         data, images, tokenizer, loaded.image_processor, cfg.max_length, model_template(loaded.model.config)
     )
     total_steps = total_optimizer_steps(cfg, len(dataset))
-    model, ranks = attach_adapter(model, cfg, schedule, total_steps)
+    model, ranks = attach_adapter(model, cfg, schedule, total_steps, (dataset, tokenizer.pad_token_id))
 
     # The work directory belongs to one exact configuration; a different one starts over.
     work = out.with_name(out.name + ".partial")
@@ -890,6 +958,7 @@ def apply_plan(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.method is not None or args.schedule is not None:
         raise UserError("--plan: sets the method and schedule itself; drop --method / --schedule")
     args.method = plan["method"]
+    args.rslora = plan.get("rslora") or None
     if args.rank is None and plan.get("r_standard") is not None:
         args.rank = plan["r_standard"]
     if plan["method"] == "schedule":
@@ -922,6 +991,7 @@ def run(args: argparse.Namespace) -> int:
         per_device_batch_size=args.per_device_batch_size,
         save_steps=args.save_steps,
         seed=args.seed,
+        rslora=getattr(args, "rslora", None),
     )
     schedule = Schedule.load(args.schedule) if args.schedule is not None else args.schedule_obj
     profile = args.profile

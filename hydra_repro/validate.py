@@ -30,6 +30,7 @@ SECTIONS = (
     "perfmodel",
     "smol",  # the real-LM probe: a nested profile (lm, pretrain, gradnorm, train, allocation)
     "lm",  # only inside `smol`: where the real LM comes from
+    "seeds",  # training seeds per replicated run (experiments/runs.yaml `replicated`)
 )
 EVALUATE_KEYS = ("batch_size", "threads", "max_new_tokens")
 
@@ -84,6 +85,10 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
             built[key] = dataclass_from_dict(cls, section[key] or {}, f"{where}.{key}")
         except UserError as e:
             raise _named(where, key, e) from None
+    if "seeds" in section:
+        from hydra_repro.replicate import profile_seeds
+
+        profile_seeds(section, where)
     if "smol" in section:
         if "." in str(name):
             raise UserError(f"{where}.smol: a nested profile cannot nest another")
@@ -105,11 +110,12 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
     if built.get("pretrain_vision") is not None and built["pretrain_vision"].mode == "train":
         profile_vision(section, where)  # one tower for all models
     if registry is not None and "allocation" in built:
-        from hydra_repro.registry import load_registry
+        from hydra_repro.registry import RANDOM_LAYOUT, load_registry, load_replicated
         from hydra_repro.schedule import Schedule
 
+        load_replicated(registry)
         for run, spec in load_registry(registry).items():
-            if spec.layout is not None:
+            if spec.layout is not None and spec.layout != RANDOM_LAYOUT:
                 try:
                     Schedule.fixed(spec.layout, layers[spec.model], built["allocation"].r_standard)
                 except UserError as e:

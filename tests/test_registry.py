@@ -58,7 +58,7 @@ def test_every_run_resolves_with_norms_rising_with_depth(profile):
 
 def test_shared_runs_are_listed_once():
     runs = load_registry(REGISTRY)
-    keys = [(s.model, s.method, s.layout, s.hydra) for s in runs.values()]
+    keys = [(s.model, s.method, s.layout, s.hydra, s.draw, s.rslora, s.seed) for s in runs.values()]
     assert len(keys) == len(set(keys))
     assert "config3_small" not in runs  # Table V's Config3 is Table II's Case: trained once
 
@@ -86,3 +86,52 @@ def test_hydra_run_without_norms_is_an_error():
     alloc = AllocationParams(128, 2, 3)
     with pytest.raises(UserError, match="hydra_coarse_small: a HyDRA allocation needs the gradient norms"):
         resolve("hydra_coarse_small", runs["hydra_coarse_small"], alloc, MOBILELLAMA_1_4B, None)
+
+
+def test_replicated_runs_must_exist_with_their_own_role(tmp_path):
+    from hydra_repro.registry import load_replicated
+
+    base = "runs:\n  lora_small: {model: small, method: lora}\n"
+    path = tmp_path / "runs.yaml"
+    path.write_text(base + "replicated:\n  lora_small: small\n")
+    assert load_replicated(path) == {"lora_small": "small"}
+    path.write_text(base + "replicated:\n  lora_small: large\n")
+    with pytest.raises(UserError, match=r"replicated\.lora_small: got role 'large'; the run's model is 'small'"):
+        load_replicated(path)
+    path.write_text(base + "replicated:\n  lora_big: small\n")
+    with pytest.raises(UserError, match=r"replicated\.lora_big: no such run"):
+        load_replicated(path)
+
+
+def test_controls_sit_at_the_budget():
+    runs = load_registry(REGISTRY)
+    alloc = AllocationParams(r_standard=24, delta_d=2, stages=3)
+    dims = ModelDims(64, 176, 4, 4, 24)
+    norms = list(np.linspace(0.2, 1.6, 24))
+    plans = {n: resolve(n, s, alloc, dims, norms) for n, s in runs.items()}
+    for draw in (1, 2, 3):  # random ranks: exactly C, and the draws differ
+        assert plans[f"random_d{draw}_small"]["trainable_params"] == plans["lora_small"]["budget_params"]
+    layers = [plans[f"random_d{d}_small"]["schedule"]["layers"] for d in (1, 2, 3)]
+    assert layers[0] != layers[1] != layers[2]
+    rev, fwd = plans["reversed_coarse_small"], plans["hydra_coarse_small"]
+    assert rev["schedule"]["layers"] == fwd["schedule"]["layers"][::-1] and rev["allocation"]["reversed"] is True
+    assert rev["trainable_params"] == fwd["trainable_params"] <= fwd["budget_params"]
+    assert (
+        plans["rslora_small"]["rslora"] is True
+        and plans["eva_small"]["trainable_params"] == plans["lora_small"]["trainable_params"]
+    )
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"model": "small", "method": "schedule", "layout": "random"}, "layout 'random' needs a draw"),
+        ({"model": "small", "method": "lora", "draw": 1}, "layout 'random' needs a draw"),
+        ({"model": "small", "method": "adalora", "rslora": True}, "rslora: only for methods lora and schedule"),
+    ],
+)
+def test_control_specs_are_validated(tmp_path, spec, match):
+    path = tmp_path / "runs.yaml"
+    path.write_text(yaml.safe_dump({"runs": {"x": spec}}))
+    with pytest.raises(UserError, match=match):
+        load_registry(path)

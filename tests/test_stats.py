@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hydra_repro import tables
-from hydra_repro.stats import headline_from_records, paired_bootstrap
+from hydra_repro.stats import headline_from_records, paired_bootstrap, paired_bootstrap_seeds, seed_interval
 
 
 def mme_records(correct: list[tuple[int, int]], category: str = "color") -> list[dict]:
@@ -48,7 +48,7 @@ def test_pope_headline_is_lmms_eval_f1_per_category():
 def test_bootstrap_of_identical_runs_is_zero_and_of_a_clear_gap_excludes_zero():
     same = [{"doc_id": i, "unit": i, "score": float(i % 2)} for i in range(200)]
     r = paired_bootstrap("gqa", same, same, n_boot=200)
-    assert r == {"diff": 0.0, "low": 0.0, "high": 0.0, "p": 1.0, "n_units": 200}
+    assert r == {"diff": 0.0, "low": 0.0, "high": 0.0, "p": 1.0, "n_units": 200, "seeds": (1, 1)}
     better = [{"doc_id": i, "unit": i, "score": float(i % 4 != 0)} for i in range(200)]  # 75% vs 50%
     r = paired_bootstrap("gqa", better, same, n_boot=500)
     assert r["diff"] == pytest.approx(25.0) and 15 < r["low"] < 25 < r["high"] < 35 and r["p"] < 0.01
@@ -69,3 +69,22 @@ def test_tables_star_an_interval_that_excludes_zero():
     cell = tables.vs_baseline(ours, lora, ["gqa"])[0]
     assert cell.startswith("+25.00* [") and tables.vs_baseline(lora, lora, ["gqa"]) == ["+0.00 [0.00, 0.00]"]
     assert tables.vs_baseline(tables.RunResult("x", "ok", {"gqa": 1.0}), lora, ["gqa"]) == [tables.MISSING]
+
+
+def test_seeds_are_averaged_within_each_resample():
+    # two seeds of A: one right on every question, one wrong on every question; B: right on half
+    right = [{"doc_id": i, "unit": i, "score": 1.0} for i in range(100)]
+    wrong = [{"doc_id": i, "unit": i, "score": 0.0} for i in range(100)]
+    half = [{"doc_id": i, "unit": i, "score": float(i % 2)} for i in range(100)]
+    r = paired_bootstrap_seeds("gqa", [right, wrong], [half], n_boot=300)
+    assert r["diff"] == 0.0 and r["seeds"] == (2, 1)  # mean of 100% and 0% = 50% = B
+    assert r["low"] < 0 < r["high"]  # B's half varies with the resample, A's seed mean does not
+    gap = paired_bootstrap_seeds("gqa", [right, right], [half, wrong], n_boot=300)
+    assert gap["diff"] == pytest.approx(75.0) and gap["low"] > 0
+
+
+def test_seed_interval_is_the_student_t_interval():
+    mean, half = seed_interval([60.0, 61.0, 59.5])
+    assert mean == pytest.approx(60.1666667)
+    assert half == pytest.approx(4.302653 * np.std([60.0, 61.0, 59.5], ddof=1) / np.sqrt(3))
+    assert np.isnan(seed_interval([60.0])[1])

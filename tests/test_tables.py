@@ -24,7 +24,7 @@ from hydra_repro.allocation import CONFIG4_PAPER, FINE_SETTINGS, FIXED_LAYOUTS, 
 from hydra_repro.config import dataclass_from_dict, load_params, load_yaml
 from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import UserError
-from hydra_repro.registry import load_registry, resolve
+from hydra_repro.registry import load_registry, load_replicated, resolve
 from hydra_repro.tasks import BENCHMARKS
 from tests.test_registry import profile_dims
 
@@ -82,7 +82,32 @@ def build_tree(root: Path) -> tuple[Path, Path]:
             continue
         write_json(schedules / f"{name}.json", resolve(name, spec, alloc, dims[spec.model], norms[spec.model]))
         write_json(results / "runs" / f"{name}.json", {"run": name, "profile": "mini", "headline": fake_headline(i)})
+    write_replicates(results)
+    for run in ("eva_small", "adalora_small"):  # built parameter counts: EVA 3% over C, AdaLoRA 50% (+E)
+        budget = json.loads((schedules / f"{run}.json").read_text())["budget_params"]
+        lora = round(budget * (1.03 if run == "eva_small" else 1.5))
+        write_json(root / "runs" / "mini" / run / "ranks.json", {"params": {"lora": lora}})
     return results, schedules
+
+
+SEED_SHIFTS = {43: 1.0, 44: -0.5}  # replicate seeds' offsets from the run's own headline
+
+
+def write_replicates(results: Path) -> None:
+    """Two more seeds for every replicated run: the run's headline shifted by SEED_SHIFTS."""
+    for run in load_replicated(REGISTRY):
+        head = json.loads((results / "runs" / f"{run}.json").read_text())["headline"]
+        files = {}
+        for seed, shift in SEED_SHIFTS.items():
+            name = f"{run}_s{seed}"
+            write_json(
+                results / "replicates" / run / f"{name}.json",
+                {"run": name, "headline": {b: v + shift for b, v in head.items()}},
+            )
+            files[str(seed)] = f"{name}.json"
+        write_json(
+            results / "replicates" / run / "seeds.json", {"run": run, "seeds": [42, *SEED_SHIFTS], "replicates": files}
+        )
 
 
 def args_for(root: Path, results: Path, schedules: Path, **kw) -> argparse.Namespace:
@@ -103,6 +128,8 @@ def args_for(root: Path, results: Path, schedules: Path, **kw) -> argparse.Names
         str(root / "tables"),
         "--models",
         str(root / "models"),
+        "--runs",
+        str(root / "runs" / "mini"),
     ]
     for k, v in kw.items():
         argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
@@ -124,12 +151,13 @@ def md_rows(text: str) -> tuple[list[str], list[list[str]]]:
 
 
 NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?%?$")
+MEAN_CI = re.compile(r"^\d[\d,]*\.\d+ ± \d[\d,]*\.\d+$")  # mean ± half-width over training seeds
 
 
 def test_every_file_is_written_with_a_generated_header(tree):
     root, _, _ = tree
     out = root / "tables"
-    expected = {f"table_{i}.{ext}" for i in [*range(1, 9), "search"] for ext in ("md", "tex")} | {
+    expected = {f"table_{i}.{ext}" for i in [*range(1, 9), "search", "controls"] for ext in ("md", "tex")} | {
         "fig_3.png",
         "fig_6.png",
         "README.md",
@@ -156,7 +184,7 @@ def test_every_reproduced_cell_has_a_number_or_infeasible(tree, n):
     assert ours
     for r in ours:
         for cell in r[first_bench:]:
-            assert NUMBER.match(cell) or cell == "infeasible", (n, r)
+            assert NUMBER.match(cell) or MEAN_CI.match(cell) or cell == "infeasible", (n, r)
     deltas = [r for r in rows if r[first_bench - 1] == "Δ"]
     assert all(NUMBER.match(c) or c == "infeasible" for r in deltas for c in r[first_bench:])
 
@@ -304,7 +332,9 @@ def test_perfmodel_values_are_rendered_when_present(tmp_path):
     results, schedules = build_tree(tmp_path)
     models = {m: {"mse": 0.2 + 0.01 * k, "mae": 0.3 + 0.01 * k} for k, m in enumerate(tables.PERF_MODELS)}
     write_json(results / "perfmodel.json", {"models": models, "curves": {"train": [1.0, 0.5], "val": [1.1, 0.7]}})
-    inp = tables.load_inputs("mini", results, schedules, REGISTRY, PAPER_VALUES)
+    inp = tables.load_inputs(
+        "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
+    )
     _, rows = md_rows(tables.render_markdown(tables.table_8(inp), "mini"))
     assert rows[1][2:] == ["0.2000", "0.2100", "0.2200", "0.2300"]
     assert rows[2][5] == "+0.1043"  # 0.23 - 0.1257
@@ -318,7 +348,9 @@ def test_kfold_rows_when_the_perfmodel_has_them(tmp_path):
         for m in tables.PERF_MODELS
     }
     write_json(results / "perfmodel.json", {"models": models, "curves": {}, "points": 17, "split": {"folds": 5}})
-    inp = tables.load_inputs("mini", results, schedules, REGISTRY, PAPER_VALUES)
+    inp = tables.load_inputs(
+        "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
+    )
     text = tables.render_markdown(tables.table_8(inp), "mini")
     _, rows = md_rows(text)
     assert rows[3][1:] == ["ours, k-fold"] + ["0.2500 ± 0.0500"] * 4
@@ -343,7 +375,9 @@ def test_search_best_joins_table_3_and_the_search_table(tmp_path):
             "timing": {"overhead_share": 0.01, "wall_s": 100},
         },
     )
-    inp = tables.load_inputs("mini", results, schedules, REGISTRY, PAPER_VALUES)
+    inp = tables.load_inputs(
+        "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
+    )
     _, rows = md_rows(tables.render_markdown(tables.table_3(inp), "mini"))
     zfine = [i for i, r in enumerate(rows) if r[0] == "HyDRA (Fine-grained) Z* (search)"]
     assert len(zfine) == 1 and rows[zfine[0] + 1][0] == "s4_d1_table_setting2"
@@ -444,7 +478,9 @@ def test_degenerate_search_and_perfmodel_are_noted_not_rendered(tmp_path):
     results, schedules = build_tree(tmp_path)
     write_json(results / "perfmodel.json", {"degenerate": "performance model: constant targets", "points": 3})
     write_json(results / "search.json", {"role": "small", "degenerate": "search: every benchmark is constant"})
-    inp = tables.load_inputs("mini", results, schedules, REGISTRY, PAPER_VALUES)
+    inp = tables.load_inputs(
+        "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
+    )
     assert inp.perfmodel is None and inp.search is None
     readme = tables.readme(inp, [])
     assert "perfmodel.json: not produced at this scale: performance model: constant targets" in readme
@@ -476,3 +512,33 @@ def test_claims_gradient_trend_uses_a_permutation_test():
     rising = [0.1 * i for i in range(24)]
     assert tables.spearman(rising) == 1.0 and tables.permutation_p(rising) < 0.01
     assert tables.permutation_p([1.0, 3.0, 2.0, 4.0, 0.5, 2.5]) > 0.05
+
+
+def test_seed_replicates_give_mean_and_t_interval(tree):
+    root, results, _ = tree
+    _, rows = md_rows((root / "tables" / "table_3.md").read_text())
+    ours = next(r for r in rows if r[0] == "lora_small" and r[5] == "ours")
+    head = json.loads((results / "runs" / "lora_small.json").read_text())["headline"]
+    values = [head["gqa"] + d for d in (0.0, *SEED_SHIFTS.values())]
+    mean, half = np.mean(values), 4.302653 * np.std(values, ddof=1) / np.sqrt(3)
+    assert f"{mean:.2f} ± {half:.2f}" in ours
+    text = (root / "tables" / "table_3.md").read_text()
+    assert "95% Student-t interval over 3 training seeds" in text
+
+
+def test_replicated_runs_are_exactly_tables_2_to_4():
+    wanted = {run for t in ("table_2", "table_3", "table_4") for run in tables.TABLE_RUNS[t].values()}
+    assert set(load_replicated(REGISTRY)) == wanted
+
+
+def test_controls_table_compares_every_control_with_lora_at_budget(tree):
+    root, _, _ = tree
+    text = (root / "tables" / "table_controls.md").read_text()
+    _, rows = md_rows(text)
+    ours = {r[1]: r for r in rows if r[4] == "ours"}
+    assert set(ours) == set(tables.TABLE_RUNS["table_controls"].values())
+    assert ours["random_d1_small"][3] == "+0.00%" and ours["reversed_coarse_small"][3] == ours["hydra_coarse_small"][3]
+    assert ours["eva_small"][3] == "+3.00% (as built)" and ours["adalora_small"][3].endswith("(at start; prunes to C)")
+    assert ours["rslora_small"][3] == "+0.00%"
+    assert sum(r[4] == "Δ vs LoRA [95% CI]" for r in rows) == len(ours) - 1
+    assert (root / "tables" / "table_controls.tex").read_text().count("\\midrule") >= len(ours) - 1

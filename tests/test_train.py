@@ -398,3 +398,57 @@ def test_image_folder_from_manifest(tmp_path):
         T.image_folder(data, None)
     (tmp_path / "manifest.json").write_text(json.dumps({"paths": {"image_folder": "images"}}))
     assert T.image_folder(data, None) == tmp_path / "images"
+
+
+def test_rslora_scales_by_the_square_root_of_the_rank(fx, tmp_path):
+    out = T.train_run(
+        tiny_config(rank=4, rslora=True, max_steps=2), fx["base"], fx["data"], fx["images"], tmp_path / "rs"
+    )
+    loaded = T.load_run(out, merge=False)
+    scalings = [m.scaling["default"] for m in T.adapter_modules(loaded.model).values()]
+    assert scalings and scalings == pytest.approx([2.0 * 4 / 4**0.5] * len(scalings))  # alpha = 2r = 8, / sqrt(4)
+    assert json.loads((out / T.RUN_FILE).read_text())["config"]["rslora"] is True
+
+
+def test_eva_redistributes_ranks_at_the_same_total_and_trains(fx, tmp_path):
+    cfg = tiny_config(method="eva", rank=4, max_steps=2)
+    out = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "eva")
+    ranks = json.loads((out / T.RANKS_FILE).read_text())
+    realized = [m["realized"] for m in ranks["modules"].values() if "realized" in m]
+    assert sum(realized) == 4 * len(ranks["modules"])  # EVA keeps the total rank of uniform r = 4
+    assert all(0 <= r <= 8 for r in realized)  # rho = 2: at most 2r per module
+    dims = T.model_dims(build_model(PRESETS["tiny"]))
+    assert ranks["params"]["lora"] == ranks["formula_params"]
+    assert ranks["over_budget"] == (ranks["params"]["lora"] > budget_params(4, dims))
+    T.load_run(out)  # the adapter loads at EVA's ranks
+
+
+def test_eva_positions_follow_the_spliced_sequence(fx):
+    """The SVD mask must index the LM's input (image tokens spliced in), not input_ids."""
+    from peft import get_peft_model
+
+    from hydra_repro.data import DataCollator, load_tokenizer
+
+    cfg = tiny_config(method="eva", rank=2)
+    loaded = T.load_run(fx["base"])
+    dataset = T.make_dataset(fx["data"], fx["images"], loaded.tokenizer, loaded.image_processor, 64)
+    peft_model = get_peft_model(loaded.model, T.peft_config(cfg, Schedule.uniform(2, 2), 4))
+    seen = {}
+    import peft.tuners.lora.eva as eva
+
+    real = eva.get_eva_state_dict
+
+    def spy(**kw):
+        batch = DataCollator(load_tokenizer(fx["base"]).pad_token_id)([dataset[0], dataset[1]])
+        seen["idx"] = kw["prepare_model_inputs_fn"](batch, peft_model.peft_config["default"])
+        seen["len"] = batch["input_ids"].shape[1]
+        return real(**kw)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(eva, "get_eva_state_dict", spy):
+        T.eva_initialize(peft_model, dataset, cfg, loaded.tokenizer.pad_token_id)
+    size = loaded.model.config.mm_vision_config["image_size"]
+    n_visual = loaded.model.encode_images(torch.zeros(1, 3, size, size)).shape[1]
+    assert int(seen["idx"][:, 1].max()) >= seen["len"]  # positions past input_ids: the spliced sequence
+    assert int(seen["idx"][:, 1].max()) < seen["len"] - 1 + n_visual

@@ -20,6 +20,7 @@ from hydra_repro.allocation import (
     coarse_ranks,
     fine_ranks,
     partition_stages,
+    random_layer_ranks,
     r1_initial,
     trainable_params,
 )
@@ -181,3 +182,11 @@ def test_bad_scalars_raise_user_error(norms, bad):
 def test_fine_ranks_shape(layer_ranks):
     out = fine_ranks(layer_ranks, "setting3", 1)
     assert [o["v_proj"] for o in out] == layer_ranks
+
+
+@given(st.integers(1, 40), st.integers(1, 256), st.integers(0, 10_000))
+def test_random_control_ranks_sum_to_the_budget_within_range(n_layers, r_standard, draw):
+    ranks = random_layer_ranks(n_layers, r_standard, draw)
+    assert len(ranks) == n_layers and sum(ranks) == n_layers * r_standard
+    assert all(1 <= r <= max(1, 2 * r_standard - 1) for r in ranks)
+    assert ranks == random_layer_ranks(n_layers, r_standard, draw)  # a draw is reproducible
