@@ -18,3 +18,6 @@ COMPONENT_PARENT = {
     "up_proj": "mlp",
     "down_proj": "mlp",
 }
+# EVA (PEFT's data-driven LoRA init): a module may get up to EVA_RHO x r components (PEFT's default rho); the SVD
+# needs that many features and answer tokens per batch
+EVA_RHO = 2.0

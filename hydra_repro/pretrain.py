@@ -43,7 +43,9 @@ class PretrainConfig:
     seed: int = 0
     log_every: int = 20
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads (the machines have 2 cores)"})
-    init: str = field(default="", metadata={"help": "projector mode: local MobileVLM/MobileLLaMA checkpoint dir"})
+    init: str | dict[str, str] = field(
+        default="", metadata={"help": "projector mode: the LM checkpoint dir, or a mapping model role -> dir"}
+    )
     vision_tower_path: str = field(default="", metadata={"help": "projector mode: local CLIP ViT-L/14-336 dir"})
     conv_template: str = field(
         default="", metadata={"help": "projector mode from a plain LM: its chat template (empty: MobileVLM's v1)"}
@@ -64,6 +66,16 @@ class PretrainConfig:
             raise UserError(f"pretrain.warmup_ratio: got {self.warmup_ratio!r}; expected a fraction in [0, 1)")
         if self.mode == "projector" and not self.init:
             raise UserError("pretrain.init: empty; projector mode needs a local MobileLLaMA/MobileVLM checkpoint dir")
+        if isinstance(self.init, dict) and not all(isinstance(v, str) and v for v in self.init.values()):
+            raise UserError(f"pretrain.init: got {self.init!r}; expected a mapping model role -> checkpoint dir")
+
+    def init_for(self, model_name: str) -> str:
+        """The LM checkpoint of one model role (`init` may name one per role, as the paper's two sizes need)."""
+        if not isinstance(self.init, dict):
+            return self.init
+        if model_name not in self.init:
+            raise UserError(f"pretrain.init: no entry for model {model_name!r}; it names {sorted(self.init)}")
+        return self.init[model_name]
 
 
 def _is_plain_lm(path: Path) -> bool:
@@ -262,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
     profile, section = load_params(args.params, args.profile)
     where = f"profiles.{profile}"
     cfg = dataclass_from_dict(PretrainConfig, section.get("pretrain", {}), f"{where}.pretrain")
+    cfg = dataclasses.replace(cfg, init=cfg.init_for(args.model))
     model_cfg = None  # projector mode reads the architecture from the checkpoints; `models` may be absent
     if cfg.mode == "from_scratch" or args.model in (section.get("models") or {}):
         model_cfg = model_config_from_dict(model_section(section, args.model, where), f"{where}.models.{args.model}")

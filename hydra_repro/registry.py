@@ -26,7 +26,8 @@ from hydra_repro.allocation import (
     random_layer_ranks,
 )
 from hydra_repro.config import dataclass_from_dict, load_yaml
-from hydra_repro.errors import UserError
+from hydra_repro.constants import EVA_RHO
+from hydra_repro.errors import InfeasibleError, UserError
 from hydra_repro.schedule import Schedule
 
 MODEL_ROLES = ("small", "large")
@@ -149,6 +150,11 @@ def resolve(
     info: dict[str, Any] = {"run": name, **spec_record(spec), "r_standard": alloc.r_standard}
     budget = budget_params(alloc.r_standard, dims)
     schedule = None
+    if spec.method == "eva" and EVA_RHO * alloc.r_standard > min(dims.hidden_size, dims.intermediate_size):
+        raise InfeasibleError(
+            f"run {name}: EVA's SVD keeps up to rho x R = {EVA_RHO * alloc.r_standard:g} components per module, "
+            f"more than the projections' input size ({min(dims.hidden_size, dims.intermediate_size)})"
+        )
     if spec.method in ("lora", "adalora", "eva"):  # eva: the uniform start that EVA redistributes
         schedule = Schedule.uniform(dims.num_hidden_layers, alloc.r_standard, name)
     elif spec.layout == RANDOM_LAYOUT:

@@ -50,7 +50,7 @@ from peft.tuners.lora.layer import Linear as _PeftLoraLinear
 from transformers import TrainerCallback
 
 from hydra_repro.allocation import ModelDims, budget_params, trainable_params
-from hydra_repro.constants import COMPONENTS
+from hydra_repro.constants import COMPONENTS, EVA_RHO
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json
 from hydra_repro.schedule import Schedule
@@ -62,7 +62,10 @@ RANKS_FILE = "ranks.json"
 LOG_FILE = "train_log.jsonl"
 ADAPTER_DIR = "adapter"
 PROJECTOR_FILE = "mm_projector.safetensors"
-PEFT_PREFIX = "base_model.model."  # PeftModel's prefix in front of the base model's module names
+PEFT_PREFIX = "base_model.model."
+EVA_MAX_BATCHES = (
+    1000  # mini converges in ~110 batches of 16  # PeftModel's prefix in front of the base model's module names
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -114,7 +117,6 @@ class TrainConfig:
     adalora_tfinal: float = field(default=0.2, metadata={"help": "share of steps at the final ranks"})
     adalora_delta_t: int = field(default=10, metadata={"help": "steps between two rank reallocations"})
     rslora: bool = field(default=False, metadata={"help": "rsLoRA: scaling alpha / sqrt(r) instead of alpha / r"})
-    eva_rho: float = field(default=2.0, metadata={"help": "eva: a module may get up to rho x rank (PEFT's default)"})
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> UserError:
@@ -157,8 +159,6 @@ class TrainConfig:
             raise bad("dataloader_num_workers", ">= 0")
         if self.rslora and self.method not in ("lora", "schedule"):
             raise bad("rslora", f"False for method {self.method!r} (rsLoRA scaling applies to lora and schedule)")
-        if not self.eva_rho >= 1:
-            raise bad("eva_rho", ">= 1")
         if self.num_threads is not None and self.num_threads < 1:
             raise bad("num_threads", "None or a positive integer")
 
@@ -258,7 +258,7 @@ def peft_config(cfg: TrainConfig, schedule: Schedule, total_steps: int) -> Any:
     if cfg.method != "adalora":
         # EVA: initialised from the SVD of layer inputs, ranks redistributed across modules at the same total rank;
         # PEFT then rescales alpha so alpha / r stays as configured (adjust_scaling_factors)
-        eva = {"init_lora_weights": "eva", "eva_config": EvaConfig(rho=cfg.eva_rho)} if cfg.method == "eva" else {}
+        eva = {"init_lora_weights": "eva", "eva_config": EvaConfig(rho=EVA_RHO)} if cfg.method == "eva" else {}
         return LoraConfig(
             r=default_r,
             lora_alpha=cfg.alpha_ratio * default_r,
@@ -483,7 +483,23 @@ def eva_initialize(peft_model: Any, dataset: Any, cfg: TrainConfig, pad_token_id
         collate_fn=DataCollator(pad_token_id),
         generator=generator,
     )
-    initialize_lora_eva_weights(peft_model, loader, prepare_model_inputs_fn=spliced_positions, show_progress_bar=False)
+    batches = 0
+
+    def forward(model: Any, inputs: dict[str, Any]) -> Any:
+        # PEFT cycles the data until every module's components converge; a batch with fewer answer tokens than
+        # components is skipped, so a too-small batch would loop forever: stop with a clear error instead
+        nonlocal batches
+        batches += 1
+        if batches > EVA_MAX_BATCHES:
+            raise UserError(
+                f"eva: the SVD did not converge in {EVA_MAX_BATCHES} batches of {cfg.per_device_batch_size} "
+                f"(each batch needs >= rho x r = {int(EVA_RHO * cfg.rank)} answer tokens); raise the batch size"
+            )
+        return model(**inputs)
+
+    initialize_lora_eva_weights(
+        peft_model, loader, forward_fn=forward, prepare_model_inputs_fn=spliced_positions, show_progress_bar=False
+    )
 
 
 def attach_adapter(

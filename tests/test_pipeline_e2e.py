@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -48,21 +49,25 @@ def smoke_repo(tmp_path_factory) -> Path:
 
 
 def test_every_table_and_figure_appears(smoke_repo):
-    for n in [*range(1, 9), "search"]:
+    for n in [*range(1, 9), "search", "controls"]:
         for ext in ("md", "tex"):
             assert (smoke_repo / "tables" / f"table_{n}.{ext}").is_file(), f"table_{n}.{ext}"
     for fig in ("fig_3.png", "fig_6.png"):
         assert (smoke_repo / "tables" / fig).stat().st_size > 1000
     claims = (smoke_repo / "tables" / "claims.md").read_text()
-    assert claims.count("| **") == 6, claims
+    assert claims.count("| **") == 8, claims
     # the search and the performance model either ran or recorded why not (smoke: on_degenerate record)
-    for name in ("search.json", "perfmodel.json"):
+    for name in ("search.json", "perfmodel.json", "smol/gradnorm.json"):
         assert (smoke_repo / "results" / "smoke" / name).is_file(), name
+    # the smol probe ran on its stand-in (nothing downloaded in smoke) and fills Table I's smol column
+    fetch = json.loads((smoke_repo / "models" / "smoke" / "smollm2" / "fetch.json").read_text())
+    assert fetch["source"] == "stand-in"
+    assert "a random toy stand-in for SmolLM2" in (smoke_repo / "tables" / "table_1.md").read_text()
 
 
 def test_reproduced_cells_hold_numbers(smoke_repo):
     """Every 'ours' cell of the result tables holds a number (or says infeasible), never a blank."""
-    for n in (2, 3, 4, 7):
+    for n in (2, 3, 4, 7, "controls"):
         text = (smoke_repo / "tables" / f"table_{n}.md").read_text()
         rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()]
         rows = [cells for cells in rows if "ours" in cells]  # the row label cell reads exactly "ours"

@@ -58,3 +58,12 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert lr_at(0, cfg) == pytest.approx(0.1)
     assert lr_at(9, cfg) == pytest.approx(1.0)
     assert lr_at(99, cfg) < 0.01
+
+
+def test_projector_init_may_name_one_checkpoint_per_role():
+    cfg = PretrainConfig(mode="projector", init={"small": "hub/1.4B", "large": "hub/2.7B"})
+    assert cfg.init_for("large") == "hub/2.7B" and PretrainConfig(mode="projector", init="x").init_for("large") == "x"
+    with pytest.raises(UserError, match=r"pretrain.init: no entry for model 'huge'"):
+        cfg.init_for("huge")
+    with pytest.raises(UserError, match=r"pretrain.init: got .*expected a mapping"):
+        PretrainConfig(mode="projector", init={"small": ""})

@@ -452,3 +452,13 @@ def test_eva_positions_follow_the_spliced_sequence(fx):
     n_visual = loaded.model.encode_images(torch.zeros(1, 3, size, size)).shape[1]
     assert int(seen["idx"][:, 1].max()) >= seen["len"]  # positions past input_ids: the spliced sequence
     assert int(seen["idx"][:, 1].max()) < seen["len"] - 1 + n_visual
+
+
+def test_eva_that_cannot_converge_stops_with_a_clear_error(fx, tmp_path, monkeypatch):
+    # rank 16: rho x r = 32 components, more answer tokens than any batch of this fixture has: every batch is skipped
+    monkeypatch.setattr(T, "EVA_MAX_BATCHES", 5)
+    with pytest.raises(
+        UserError, match=r"eva: the SVD did not converge in 5 batches of 4 \(each batch needs >= rho x r = 32"
+    ):
+        T.train_run(tiny_config(method="eva", rank=16), fx["base"], fx["data"], fx["images"], tmp_path / "eva")
+    assert not (tmp_path / "eva").exists()

@@ -20,8 +20,8 @@ from hydra_repro.allocation import (
     coarse_ranks,
     fine_ranks,
     partition_stages,
-    random_layer_ranks,
     r1_initial,
+    random_layer_ranks,
     trainable_params,
 )
 from hydra_repro.constants import COMPONENTS
