@@ -80,6 +80,8 @@ def collect_points(schedules: Path, results: Path, role: str, extra: list[dict] 
         plan = read_json(path, "schedule plan")
         if plan.get("model") != role or "schedule" not in plan or plan.get("method") not in ("lora", "schedule"):
             continue
+        if plan.get("rslora"):  # the rsLoRA control: same ranks as uniform LoRA, another scaling (not a rank effect)
+            continue
         result_path = Path(results) / f"{plan['run']}.json"
         if not result_path.is_file():
             continue

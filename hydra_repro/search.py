@@ -269,7 +269,9 @@ def initial_points(schedules: Path, results: Path, role: str) -> list[dict]:
     for p in points:
         plan = read_json(Path(schedules) / f"{p['run']}.json", "schedule plan")
         alloc = plan.get("allocation")
-        p["allocation_setting"] = alloc.get("setting") if isinstance(alloc, dict) else None
+        # the reversed-HyDRA control is data for Φ, not a HyDRA allocation: it never becomes Z*
+        hydra = isinstance(alloc, dict) and not alloc.get("reversed")
+        p["allocation_setting"] = alloc.get("setting") if hydra else None
         p["arm"] = "initial"
     return points
 

@@ -1506,6 +1506,7 @@ def claims(inp: Inputs) -> str:
         "Increasing ranks beat uniform ranks at equal budget", "Tables II, IV",
         "; ".join(ev) + " (Table II's Case uses +16.7% rank, so it is left out)", _combine(verdicts),
     ))  # fmt: skip
+    rows.append(_allocation_control_claim(inp, benches))
 
     # 4. HyDRA beats LoRA on all six benchmarks, at no extra parameters (Table III)
     ev, verdicts = [], []
@@ -1587,6 +1588,23 @@ def claims(inp: Inputs) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _allocation_control_claim(inp: Inputs, benches: Sequence[str]) -> tuple[str, str, str, str]:
+    """Implied by the method (not stated as a claim): where HyDRA puts the rank matters, so its allocation beats
+    the same budget placed the other way round or at random (tables/table_controls.md)."""
+    claim = "(implied) HyDRA's allocation beats the same budget reversed or placed at random"
+    hydra = inp.results["hydra_coarse_small"]
+    ev, verdicts = [], []
+    for run, label in (("reversed_coarse_small", "reversed"), *((f"random_d{d}_small", f"random draw {d}")
+                                                                for d in (1, 2, 3))):  # fmt: skip
+        r = inp.results.get(run)
+        if r is None or r.status != "ok" or hydra.status != "ok":
+            continue
+        better, worse, unclear = _sig([compare(hydra, r, b) for b in benches])
+        ev.append(f"HyDRA coarse vs {label}: {better} better, {worse} worse, {unclear} unclear")
+        verdicts.append(_verdict_from_counts(better, worse, len(benches), need_all=False))
+    return claim, "table_controls", "; ".join(ev) or "no control results", _combine(verdicts)
 
 
 def _probe_depth_claim(inp: Inputs) -> tuple[str, str, str, str]:

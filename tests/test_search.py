@@ -130,3 +130,29 @@ def test_degenerate_initial_data_is_refused(tmp_path):
 def test_bad_settings_name_the_key(kwargs, key):
     with pytest.raises(UserError, match=f"search.{key}"):
         SearchConfig(**kwargs)
+
+
+def test_controls_feed_phi_but_never_become_z_star(tmp_path):
+    """rsLoRA (another scaling, same ranks) is left out; the reversed-HyDRA control is data, not a HyDRA allocation."""
+    import json
+
+    from hydra_repro.perfmodel import BENCHMARKS
+    from hydra_repro.search import initial_points
+
+    layers = [{c: 2 for c in COMPONENTS}] * 2
+    plans = {
+        "lora_small": {"method": "lora"},
+        "rslora_small": {"method": "lora", "rslora": True},
+        "hydra_coarse_small": {"method": "schedule", "allocation": {"setting": "coarse"}},
+        "reversed_coarse_small": {"method": "schedule", "allocation": {"setting": "coarse", "reversed": True}},
+    }
+    for run, extra in plans.items():
+        plan = {"run": run, "model": "small", "r_standard": 2, "schedule": {"layers": layers}, **extra}
+        (tmp_path / f"{run}.json").write_text(json.dumps(plan))
+        (tmp_path / "res").mkdir(exist_ok=True)
+        headline = dict.fromkeys(BENCHMARKS, 1.0)
+        (tmp_path / "res" / f"{run}.json").write_text(json.dumps({"headline": headline}))
+    points = {p["run"]: p for p in initial_points(tmp_path, tmp_path / "res", "small")}
+    assert set(points) == {"lora_small", "hydra_coarse_small", "reversed_coarse_small"}
+    assert points["hydra_coarse_small"]["allocation_setting"] == "coarse"
+    assert points["reversed_coarse_small"]["allocation_setting"] is None

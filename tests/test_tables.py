@@ -497,12 +497,14 @@ def test_claims_verdicts_follow_the_evidence(tree):
         "Q and K have the smallest norms, Up the largest",
         "Q and K have the smallest norms, Up the largest, on a real pretrained LM (smol probe)",
         "Increasing ranks beat uniform ranks at equal budget",
+        "(implied) HyDRA's allocation beats the same budget reversed or placed at random",
         "HyDRA beats LoRA on all six benchmarks with no extra trainable parameters",
         "HyDRA surpasses full fine-tuning on some benchmarks",
         "The Transformer performance model beats MLP, LightGBM and RF",
     ]
     assert all(r[3].strip("*").split(" (")[0] in ("reproduced", "not reproduced", "inconclusive") for r in rows)
-    assert rows[7][3] == "**inconclusive**" and "no performance-model result" in rows[7][2]
+    assert rows[8][3] == "**inconclusive**" and "no performance-model result" in rows[8][2]
+    assert "HyDRA coarse vs reversed" in rows[5][2]  # fabricated results carry no samples: unclear, inconclusive
     # the probe's fabricated norms rise linearly over 30 layers, Q/K smallest and Up largest: both reproduced
     assert rows[1][3] == "**reproduced**" and "30 layers" in rows[1][2]
     assert rows[3][3] == "**reproduced**" and rows[3][2].startswith("smallest to largest q, k")
