@@ -7,9 +7,11 @@
 together; MMBench: the question with all its circular rotations; otherwise the question). The bootstrap resamples
 units with replacement, the same units for both runs (they answered the same questions), recomputes each run's
 headline number exactly as the tables show it, and reports the difference A - B with a percentile 95% interval and
-a two-sided bootstrap p-value. With several training seeds per run the resample is scored on every seed and the
-seed means are compared, so the interval covers test-set sampling at the seed-averaged level; `seed_interval`
-gives the spread over seeds itself. numpy (+ scipy's t quantile); the tables stage is its only user.
+a two-sided bootstrap p-value. With several training seeds per run the bootstrap has two levels: each resample
+draws every run's seeds with replacement (independently for the two runs) and the test units with replacement
+(the same units for both), and compares the means over the drawn seeds; so the interval covers training noise and
+test-set sampling together. `seed_interval` gives the spread over seeds alone. numpy (+ scipy's t quantile); the
+tables stage is its only user.
 """
 
 from __future__ import annotations
@@ -98,8 +100,11 @@ def paired_bootstrap_seeds(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> dict[str, float]:
-    """As `paired_bootstrap` for runs trained with several seeds (one record list per seed): each resample of units
-    scores every seed of A and of B on the same units, and compares the seed means."""
+    """As `paired_bootstrap` for runs trained with several seeds (one record list per seed), a two-level bootstrap:
+    each resample draws the seeds of A and of B with replacement (independently) and the units with replacement (the
+    same units for both), and compares the means over the drawn seeds. With one seed per side it is the plain paired
+    bootstrap over units. With few seeds the seed level understates the spread (a resample of n values has (n-1)/n
+    of their variance): the tables also show the Student-t interval of `seed_interval`."""
     a, b = [Scorer(bench, r) for r in seeds_a], [Scorer(bench, r) for r in seeds_b]
     if not a or not b:
         raise ValueError(f"{bench}: each side needs the records of at least one seed")
@@ -107,14 +112,15 @@ def paired_bootstrap_seeds(
     if not units:
         raise ValueError(f"{bench}: the two runs share no evaluation units")
 
-    def mean_diff(pick: Sequence[Any]) -> float:
-        return float(np.mean([s.score(pick) for s in a]) - np.mean([s.score(pick) for s in b]))
+    def scores(side: Sequence[Scorer], pick: Sequence[Any]) -> np.ndarray:
+        return np.array([s.score(pick) for s in side])
 
-    observed = mean_diff(units)
+    observed = float(scores(a, units).mean() - scores(b, units).mean())
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_boot)
     for i in range(n_boot):
-        diffs[i] = mean_diff([units[k] for k in rng.integers(0, len(units), size=len(units))])
+        pick = [units[k] for k in rng.integers(0, len(units), size=len(units))]
+        diffs[i] = _seed_draw_mean(a, pick, rng) - _seed_draw_mean(b, pick, rng)
     low, high = np.percentile(diffs, [2.5, 97.5])
     # two-sided: how often the resampled difference falls on the other side of zero (Efron & Tibshirani 16.4)
     p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))) if observed != 0 else 1.0
@@ -126,6 +132,15 @@ def paired_bootstrap_seeds(
         "n_units": len(units),
         "seeds": (len(a), len(b)),
     }
+
+
+def _seed_draw_mean(side: Sequence[Scorer], pick: Sequence[Any], rng: np.random.Generator) -> float:
+    """Mean score over a with-replacement draw of `side`'s seeds (one seed: that seed, and no randomness consumed,
+    so that one seed per side is exactly the plain paired bootstrap)."""
+    if len(side) == 1:
+        return side[0].score(pick)
+    kinds, counts = np.unique(rng.integers(0, len(side), size=len(side)), return_counts=True)
+    return float(np.dot([side[k].score(pick) for k in kinds], counts) / len(side))
 
 
 def seed_interval(values: Sequence[float]) -> tuple[float, float]:

@@ -682,9 +682,10 @@ def vs_baseline(ours: RunResult, base: RunResult, benches: Sequence[str]) -> lis
 BOOTSTRAP_NOTE = (
     "'Δ vs LoRA [95% CI]' rows: our difference to uniform LoRA of the same size with a paired bootstrap interval over "
     "the test questions (2,000 resamples of MME images, MMBench question groups, other questions; "
-    "`hydra_repro/stats.py`); * marks an interval that excludes zero. With several training seeds each resample "
-    "scores every seed on the same questions and compares the seed means: the interval covers test-set sampling of "
-    "the seed-averaged scores; the ± of the 'ours' rows shows the spread over seeds."
+    "`hydra_repro/stats.py`); * marks an interval that excludes zero. With several training seeds the bootstrap has "
+    "two levels: each resample also draws each run's seeds with replacement and compares the means over the drawn "
+    "seeds, so the interval covers training noise and test-set sampling together; the ± of the 'ours' rows is the "
+    "t-interval over seeds alone."
 )
 
 
@@ -1569,8 +1570,8 @@ def claims(inp: Inputs) -> str:
            "paper at MobileVLM scale." if inp.profile != "paper" else ".")
         + " Comparisons of runs use a paired bootstrap over test questions (95% intervals"
         + (
-            f"; runs of Tables II-IV pool {1 + len(inp.results['lora_small'].replicates)} training seeds, the "
-            "others have one)."
+            f"; runs of Tables II-IV have {1 + len(inp.results['lora_small'].replicates)} training seeds, which the "
+            "bootstrap resamples too; the others have one)."
             if inp.results["lora_small"].replicates
             else ", one training seed per run: training noise is not covered)."
         ),

@@ -71,16 +71,37 @@ def test_tables_star_an_interval_that_excludes_zero():
     assert tables.vs_baseline(tables.RunResult("x", "ok", {"gqa": 1.0}), lora, ["gqa"]) == [tables.MISSING]
 
 
-def test_seeds_are_averaged_within_each_resample():
-    # two seeds of A: one right on every question, one wrong on every question; B: right on half
+def test_one_seed_per_side_is_the_plain_paired_bootstrap():
+    a = [{"doc_id": i, "unit": i, "score": float(i % 3 != 0)} for i in range(120)]
+    b = [{"doc_id": i, "unit": i, "score": float(i % 2)} for i in range(120)]
+    assert paired_bootstrap_seeds("gqa", [a], [b], n_boot=300) == paired_bootstrap("gqa", a, b, n_boot=300)
+
+
+def test_seed_spread_widens_the_interval():
+    # A's two seeds: right on every question / wrong on every question; B: right on half, the same for both seeds.
+    # The seed means tie (50 = 50), but a resample may draw A's good seed twice (+50) or its bad one twice (-50).
     right = [{"doc_id": i, "unit": i, "score": 1.0} for i in range(100)]
     wrong = [{"doc_id": i, "unit": i, "score": 0.0} for i in range(100)]
     half = [{"doc_id": i, "unit": i, "score": float(i % 2)} for i in range(100)]
-    r = paired_bootstrap_seeds("gqa", [right, wrong], [half], n_boot=300)
-    assert r["diff"] == 0.0 and r["seeds"] == (2, 1)  # mean of 100% and 0% = 50% = B
-    assert r["low"] < 0 < r["high"]  # B's half varies with the resample, A's seed mean does not
+    r = paired_bootstrap_seeds("gqa", [right, wrong], [half, half], n_boot=400)
+    assert r["diff"] == 0.0 and r["seeds"] == (2, 2)
+    assert r["low"] < -40 and r["high"] > 40 and r["p"] == 1.0
     gap = paired_bootstrap_seeds("gqa", [right, right], [half, wrong], n_boot=300)
-    assert gap["diff"] == pytest.approx(75.0) and gap["low"] > 0
+    # B draws 0 (wrong twice), 25 or ~50 (half twice, which the question resample moves by a few points)
+    assert gap["diff"] == pytest.approx(75.0) and 30 < gap["low"] < 50 and gap["high"] == 100
+
+
+def test_seed_level_matches_the_binomial_reference():
+    # No question-level noise (every unit scores the same within a seed): the bootstrap distribution is that of the
+    # mean of 3 draws from A's seeds {100, 0, 100} against B's constant 50. A wins iff >= 2 of 3 draws hit a 100:
+    # P = 20/27, so the two-sided p-value is 2 * 7/27 = 0.519.
+    def const(v: float) -> list[dict]:
+        return [{"doc_id": i, "unit": i, "score": v} for i in range(20)]
+
+    r = paired_bootstrap_seeds("gqa", [const(1.0), const(0.0), const(1.0)], [const(0.5)], n_boot=4000)
+    assert r["diff"] == pytest.approx(100 * 2 / 3 - 50)
+    assert r["p"] == pytest.approx(2 * 7 / 27, abs=0.04)
+    assert r["low"] == pytest.approx(-50) and r["high"] == pytest.approx(50)
 
 
 def test_seed_interval_is_the_student_t_interval():
