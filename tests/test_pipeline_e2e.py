@@ -82,3 +82,27 @@ def test_second_repro_is_a_no_op(smoke_repo):
     out = subprocess.run(["dvc", "status"], cwd=smoke_repo, env=env, capture_output=True, text=True)
     assert out.returncode == 0
     assert "changed" not in out.stdout, out.stdout
+
+
+def test_parallel_replicates_equal_one_at_a_time(smoke_repo, tmp_path):
+    """`replicate --jobs 2` (two worker processes) writes byte-identical weights and evaluations to `--jobs 1`."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    params = tmp_path / "params.yaml"
+    text = (smoke_repo / "params.yaml").read_text()
+    params.write_text(re.sub(r"(?m)^(    seeds:) 1\b", r"\1 3", text, count=1))
+    outs = {}
+    for jobs in ("1", "2"):
+        out, res = tmp_path / f"runs{jobs}", tmp_path / f"res{jobs}"
+        cmd = ["hydra-repro", "replicate", "--params", str(params), "--profile", "smoke", "--run", "lora_small"]
+        cmd += ["--plan", "schedules/smoke/lora_small.json", "--base", "models/smoke/small", "--data"]
+        cmd += ["data/smoke/train.json", "--data-dir", "data/smoke", "--out", str(out), "--results", str(res)]
+        done = subprocess.run([*cmd, "--jobs", jobs], cwd=smoke_repo, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        outs[jobs] = (out, res)
+    for seed in (43, 44):
+        name = f"lora_small_s{seed}"
+        a, b = (outs[j][0] / name / "adapter" / "adapter_model.safetensors" for j in ("1", "2"))
+        assert a.read_bytes() == b.read_bytes(), name
+        ra, rb = (json.loads((outs[j][1] / f"{name}.json").read_text()) for j in ("1", "2"))
+        assert all(ra[k] == rb[k] for k in ("headline", "metrics", "samples")), name
+    assert (outs["2"][0] / "lora_small_s43.log").stat().st_size > 0

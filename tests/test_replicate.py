@@ -87,3 +87,26 @@ def test_a_failed_evaluation_stops_with_the_replicate_named(tmp_path, calls, mon
     with pytest.raises(UserError, match="replicate lora_small_s43: evaluation failed"):
         replicate.replicate(args_for(tmp_path, write_params(tmp_path / "p.yaml", 2), {"run": "l", "method": "lora"}))
     assert not (tmp_path / "res" / "seeds.json").exists()
+
+
+def test_jobs_auto_fills_the_cores_only_when_threads_are_pinned(monkeypatch):
+    monkeypatch.setattr(replicate.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert replicate.resolve_jobs("auto", 1) == 2 and replicate.resolve_jobs("auto", 2) == 1
+    assert replicate.resolve_jobs("auto", None) == 1  # torch's default threads (a GPU profile): one at a time
+    assert replicate.resolve_jobs("3", 1) == 3
+
+
+@pytest.mark.parametrize("bad", ["0", "two", "-1", ""])
+def test_bad_jobs_name_the_flag(bad):
+    with pytest.raises(UserError, match=rf"--jobs: got '{bad}'; expected 'auto' or an integer >= 1"):
+        replicate.resolve_jobs(bad, 1)
+
+
+def test_a_failed_parallel_seed_names_the_seed_and_shows_its_log(tmp_path):
+    # two real worker processes; the training of each fails at once on a plan that does not exist
+    bad = ["--params", str(REPO / "params.yaml"), "--profile", "smoke", "--run", "lora_small", "--plan"]
+    bad += [str(tmp_path / "missing.json"), "--base", "b", "--data", "d", "--out", str(tmp_path / "o")]
+    jobs = [(f"lora_small_s{s}", [*bad, "--seed", str(s)], []) for s in (43, 44)]
+    with pytest.raises(UserError, match=r"(?s)replicate lora_small_s43 failed: .*missing\.json.*last lines of"):
+        replicate.run_parallel(jobs, 2, tmp_path)
+    assert "missing.json" in (tmp_path / "lora_small_s43.log").read_text()
