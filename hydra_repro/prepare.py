@@ -77,6 +77,13 @@ class DataConfig:
     turns_per_image: int = field(default=3, metadata={"help": "question turns per train.json conversation"})
     pretrain_questions_per_image: int = field(default=2, metadata={"help": "basic questions after each caption"})
     text_only_fraction: float = field(default=0.03, metadata={"help": "text-only records, as a share of records"})
+    pretrain_described: float = field(
+        default=0.0,
+        metadata={
+            "help": "pretrain.json: text-only records that describe a train image in words and ask the stage-I "
+            "questions about the description, per image record (an analog of an LM's text pretraining)"
+        },
+    )
     mixture: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIXTURE))
     mme_images_per_category: int = 40
     mmbench_questions: int = field(default=100, metadata={"help": "before the x4 circular rotations"})
@@ -116,6 +123,8 @@ class DataConfig:
             raise bad("turns_per_image", ">= 1")
         if not 0 <= self.text_only_fraction < 1:
             raise bad("text_only_fraction", "a fraction in [0, 1)")
+        if not 0 <= self.pretrain_described <= 10:
+            raise bad("pretrain_described", "a non-negative number of described records per image record, <= 10")
         unknown = sorted(set(self.mixture) - set(FAMILIES))
         if unknown or any(w < 0 for w in self.mixture.values()) or sum(self.mixture.values()) <= 0:
             raise bad("mixture", f"non-negative weights, not all zero, for keys among {list(FAMILIES)}")
@@ -726,6 +735,16 @@ def build_records(
         turns = [first] if second[0] == first[0] else [first, second]
         formats.update(f for _, _, f in turns)
         records.append(Record(id=f"text-{k:05d}", image=None, turns=_pairs(turns)))
+    if stage == "pretrain" and cfg.pretrain_described > 0:  # own random stream: the records above stay the same
+        described = _rng(cfg.seed, "records-described")
+        for k in range(int(round(cfg.pretrain_described * len(items)))):
+            item = items[int(described.integers(len(items)))]
+            turns = conversation(
+                cfg.pretrain_questions_per_image, lambda r, it=item: (*basic_turn(it, r), "described"), described
+            )
+            turns[0] = (f"Read the description: {caption(item)}\n{turns[0][0]}", *turns[0][1:])
+            formats.update(f for _, _, f in turns)
+            records.append(Record(id=f"described-{k:05d}", image=None, turns=_pairs(turns)))
     return records, formats
 
 

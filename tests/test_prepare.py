@@ -4,6 +4,7 @@ in the real benchmarks' schemas (checked with lmms-eval's own task functions), a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -406,3 +407,37 @@ def test_profile_override_and_default_output(tmp_path, monkeypatch):
     params = write_params(tmp_path, {"smoke": {"data": {"train_shapes": 0}}, "tiny": {"data": tiny}})
     assert run_prepare(params, profile="tiny") == 0
     assert json.loads((tmp_path / "data" / "tiny" / "manifest.json").read_text())["profile"] == "tiny"
+
+
+def test_described_records_ask_about_their_description():
+    """pretrain_described adds text-only records after the image records (which stay the same) whose answers follow
+    from the description of a train image."""
+    cfg = P.DataConfig(train_shapes=30, pretrain_described=1.0, text_only_fraction=0.0)
+    items = P.load_shapes("train", 30, cfg)
+    plain, _ = P.build_records(items, dataclasses.replace(cfg, pretrain_described=0.0), "pretrain", [])
+    records, formats = P.build_records(items, cfg, "pretrain", [])
+    assert records[: len(plain)] == plain
+    described = records[len(plain) :]
+    assert len(described) == 30 and formats["described"] == sum(len(r.turns) for r in described)
+    by_caption = {P.caption(it): it for it in items}
+    checked = 0
+    for record in described:
+        assert record.image is None and record.id.startswith("described-")
+        first, *_ = record.turns[0][0].split("\n")
+        item = by_caption[first.removeprefix("Read the description: ")]
+        for question, answer in record.turns:
+            question = question.split("\n", 1)[1] if question.startswith("Read") else question
+            options = dict(line.split(". ", 1) for line in question.split("\n")[1:-1])  # letter questions
+            if question.startswith("What color is the shape?"):
+                assert (options[answer] if options else answer) == item.color, (question, answer)
+                checked += 1
+            elif question.startswith("Is the shape in the image "):
+                asked = question.removeprefix("Is the shape in the image ").split("?")[0].removeprefix("a ")
+                assert (answer.lower() == "yes") == (asked in (item.color, item.shape)), (question, answer)
+                checked += 1
+    assert checked >= 10
+
+
+def test_described_records_must_be_a_sane_share():
+    with pytest.raises(UserError, match=r"data\.pretrain_described: got -1\.0"):
+        P.DataConfig(pretrain_described=-1.0)

@@ -1,0 +1,57 @@
+"""Does a stage-I base model bind a question word to the image? Teacher-forced yes/no accuracy on stage-I questions.
+
+    .venv/bin/python experiments/calibration/probe_yes_no.py models/mini/small [--n 300] [--data data/mini]
+
+Takes the first `--n` yes/no questions of `pretrain.json` (train images: this measures whether the skill was learned
+at all, not generalisation) and compares the logits of "Yes" and "No" at the answer position, asked (a) as the first
+turn with the image, the evaluation format, and (b) after the record's true caption. Chance is ~50% (the share of
+"Yes" is printed). Used for the fourth session's calibration experiments (docs/mini-run.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from hydra_repro.data import V1, generation_prompt, render, tokenizer_image_token
+from hydra_repro.modeling import load_model, process_images
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path)
+    p.add_argument("--n", type=int, default=300)
+    p.add_argument("--data", type=Path, default=Path("data/mini"))
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    loaded = load_model(args.model)
+    model, tok = loaded.model, loaded.tokenizer
+    items = []
+    for rec in json.loads((args.data / "pretrain.json").read_text()):
+        conv = rec["conversations"]
+        for k in range(2, len(conv), 2):
+            if conv[k + 1]["value"] in ("Yes", "No"):
+                items.append((rec["image"], conv[0]["value"], conv[1]["value"], conv[k]["value"], conv[k + 1]["value"]))
+    items = items[: args.n]
+    # the answer follows the template's answer prefix (" "): the word-start tokens, as in training
+    yes, no = (tok(V1.answer_prefix + word, add_special_tokens=False)["input_ids"][-1] for word in ("Yes", "No"))
+    print(f"{args.model}: {len(items)} questions, {sum(i[4] == 'Yes' for i in items) / len(items):.1%} 'Yes'")
+    for mode in ("first turn", "after the caption"):
+        right = 0
+        for image, caption_q, caption, question, answer in items:
+            pixels = process_images([Image.open(args.data / "images" / image).convert("RGB")], loaded.image_processor)
+            turns = [(question, None)] if mode == "first turn" else [(caption_q, caption), (question, None)]
+            prompt = generation_prompt(question) if mode == "first turn" else render(V1, turns)[0]
+            ids = torch.tensor([tokenizer_image_token(prompt, tok)])
+            with torch.no_grad():
+                logits = model(input_ids=ids, images=pixels).logits[0, -1]
+            right += ("Yes" if logits[yes] > logits[no] else "No") == answer
+        print(f"  {mode}: {right / len(items):.1%} right")
+
+
+if __name__ == "__main__":
+    main()
