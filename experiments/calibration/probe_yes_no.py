@@ -4,21 +4,26 @@
 
 Takes the first `--n` yes/no questions of `pretrain.json` (train images: this measures whether the skill was learned
 at all, not generalisation) and compares the logits of "Yes" and "No" at the answer position, asked (a) as the first
-turn with the image, the evaluation format, and (b) after the record's true caption. Chance is ~50% (the share of
-"Yes" is printed). Used for the fourth session's calibration experiments (docs/mini-run.md).
+turn with the image, the evaluation format, and (b) after the record's true caption; then (c) the held-out
+`mini_pope` questions ("Is there a red circle in the image?"), as the evaluation prompts them, counting "yes"/"Yes"
+against "no"/"No". Chance is ~50% (the shares of "Yes" are printed). Used for the fourth session's calibration
+experiments (docs/mini-run.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
 from hydra_repro.data import V1, generation_prompt, render, tokenizer_image_token
 from hydra_repro.modeling import load_model, process_images
+from hydra_repro.prepare import prompt_for
 
 
 def main() -> None:
@@ -51,6 +56,19 @@ def main() -> None:
                 logits = model(input_ids=ids, images=pixels).logits[0, -1]
             right += ("Yes" if logits[yes] > logits[no] else "No") == answer
         print(f"  {mode}: {right / len(items):.1%} right")
+    ids = {w: tok(V1.answer_prefix + w, add_special_tokens=False)["input_ids"][-1] for w in ("Yes", "No", "yes", "no")}
+    rows = pq.read_table(args.data / "eval" / "mini_pope.parquet").to_pylist()
+    right = said_yes = 0
+    for row in rows:
+        image = row["image"]["bytes"] if isinstance(row["image"], dict) else row["image"]
+        pixels = process_images([Image.open(io.BytesIO(image)).convert("RGB")], loaded.image_processor)
+        ids_in = torch.tensor([tokenizer_image_token(generation_prompt(prompt_for("mini_pope", row)), tok)])
+        with torch.no_grad():
+            logits = model(input_ids=ids_in, images=pixels).logits[0, -1]
+        says_yes = max(logits[ids["Yes"]], logits[ids["yes"]]) > max(logits[ids["No"]], logits[ids["no"]])
+        right += ("yes" if says_yes else "no") == row["answer"]
+        said_yes += int(says_yes)
+    print(f"  held-out mini_pope ({len(rows)}): {right / len(rows):.1%} right, {said_yes / len(rows):.0%} 'yes'")
 
 
 if __name__ == "__main__":
