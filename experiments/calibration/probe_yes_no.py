@@ -37,6 +37,8 @@ def main() -> None:
     model, tok = loaded.model, loaded.tokenizer
     items = []
     for rec in json.loads((args.data / "pretrain.json").read_text()):
+        if not rec.get("image"):  # text-only records
+            continue
         conv = rec["conversations"]
         for k in range(2, len(conv), 2):
             if conv[k + 1]["value"] in ("Yes", "No"):
