@@ -112,10 +112,7 @@ def paired_bootstrap_seeds(
     if not units:
         raise ValueError(f"{bench}: the two runs share no evaluation units")
 
-    def scores(side: Sequence[Scorer], pick: Sequence[Any]) -> np.ndarray:
-        return np.array([s.score(pick) for s in side])
-
-    observed = float(scores(a, units).mean() - scores(b, units).mean())
+    observed = float(np.mean([s.score(units) for s in a]) - np.mean([s.score(units) for s in b]))
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_boot)
     for i in range(n_boot):

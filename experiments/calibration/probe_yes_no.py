@@ -45,7 +45,7 @@ def main() -> None:
                 items.append((rec["image"], conv[0]["value"], conv[1]["value"], conv[k]["value"], conv[k + 1]["value"]))
     items = items[: args.n]
     # the answer follows the template's answer prefix (" "): the word-start tokens, as in training
-    yes, no = (tok(V1.answer_prefix + word, add_special_tokens=False)["input_ids"][-1] for word in ("Yes", "No"))
+    ids = {w: tok(V1.answer_prefix + w, add_special_tokens=False)["input_ids"][-1] for w in ("Yes", "No", "yes", "no")}
     print(f"{args.model}: {len(items)} questions, {sum(i[4] == 'Yes' for i in items) / len(items):.1%} 'Yes'")
     for mode in ("first turn", "after the caption"):
         right = 0
@@ -53,12 +53,11 @@ def main() -> None:
             pixels = process_images([Image.open(args.data / "images" / image).convert("RGB")], loaded.image_processor)
             turns = [(question, None)] if mode == "first turn" else [(caption_q, caption), (question, None)]
             prompt = generation_prompt(question) if mode == "first turn" else render(V1, turns)[0]
-            ids = torch.tensor([tokenizer_image_token(prompt, tok)])
+            ids_in = torch.tensor([tokenizer_image_token(prompt, tok)])
             with torch.no_grad():
-                logits = model(input_ids=ids, images=pixels).logits[0, -1]
-            right += ("Yes" if logits[yes] > logits[no] else "No") == answer
+                logits = model(input_ids=ids_in, images=pixels).logits[0, -1]
+            right += ("Yes" if logits[ids["Yes"]] > logits[ids["No"]] else "No") == answer
         print(f"  {mode}: {right / len(items):.1%} right")
-    ids = {w: tok(V1.answer_prefix + w, add_special_tokens=False)["input_ids"][-1] for w in ("Yes", "No", "yes", "no")}
     rows = pq.read_table(args.data / "eval" / "mini_pope.parquet").to_pylist()
     right = said_yes = 0
     for row in rows:
