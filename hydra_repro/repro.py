@@ -1,0 +1,171 @@
+"""`hydra-repro repro`: `dvc repro` with independent stages run side by side, one per core.
+
+`dvc repro` runs stages one at a time, and every stage here uses one thread, so on a 2-core machine half the CPU
+idles. DVC supports running independent stages from several `dvc repro` processes at once (it releases its repository
+lock while a stage's command runs; https://dvc.org/doc/command-reference/repro#parallel-stage-execution). This
+driver does that from the pipeline's own graph: a stage starts, as `dvc --wait-for-lock repro --single-item
+<stage>`, once every stage it depends on has finished, at most `--jobs` at a time, each pinned to its own core. DVC
+still decides what is stale (unchanged stages are skipped), records `dvc.lock` and fills the cache, so the outputs
+are the same as a plain `dvc repro`: every stage is deterministic at its configured thread count, and the
+replicate stage's seeds give identical weights whether they run side by side or in turn. A final plain
+`dvc repro` checks that nothing is left to run.
+
+Each stage's output goes to `logs/repro/<stage>.log`; `logs/repro/timings.json` records each stage's wall time and
+whether it ran. The first failing stage stops new launches; the error names it and shows its log's tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from hydra_repro.errors import UserError
+from hydra_repro.io import atomic_write_json
+
+LOG_DIR = Path("logs/repro")
+SKIPPED = "didn't change, skipping"
+
+
+def stage_graph(root: Path) -> dict[str, set[str]]:
+    """Every stage of the pipeline -> the stages it depends on (DVC's own graph of `dvc.yaml`)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages whose outputs it reads
+        return {s.addressing: {d.addressing for d in graph.successors(s)} for s in graph.nodes}
+
+
+def restrict(graph: dict[str, set[str]], targets: list[str]) -> dict[str, set[str]]:
+    """The targets and everything upstream of them; no targets: the whole graph."""
+    if not targets:
+        return graph
+    unknown = [t for t in targets if t not in graph]
+    if unknown:
+        raise UserError(f"repro: unknown stage(s) {unknown}; expected names from `dvc stage list`, e.g. {min(graph)}")
+    keep: set[str] = set()
+    todo = list(targets)
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo.extend(graph[name])
+    return {name: deps & keep for name, deps in graph.items() if name in keep}
+
+
+def run_graph(
+    graph: dict[str, set[str]], run: Callable[[str, int], bool], jobs: int, on_event: Callable[[str], None] = print
+) -> dict[str, float]:
+    """Run every stage once after all its dependencies, at most `jobs` at a time; returns stage -> seconds.
+
+    `run(stage, slot)` returns True on success; `slot` in range(jobs) is free for the call's duration (a core to
+    pin). After a failure no new stage starts; the running ones finish, then UserError names the failed stage(s).
+    """
+    done: dict[str, float] = {}
+    failed: list[str] = []
+    running: dict[Future[bool], tuple[str, int, float]] = {}
+    free = list(range(jobs))[::-1]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while True:
+            started = {name for name, _, _ in running.values()}
+            ready = sorted(n for n, deps in graph.items() if n not in done and n not in started and deps <= done.keys())
+            while ready and free and not failed:
+                name, slot = ready.pop(0), free.pop()
+                on_event(f"start {name}")
+                running[pool.submit(run, name, slot)] = (name, slot, time.time())
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name, slot, t0 = running.pop(future)
+                free.append(slot)
+                try:
+                    ok = future.result()
+                except Exception as exc:  # a crash of the launcher itself counts as the stage failing
+                    on_event(f"error {name}: {exc!r}")
+                    ok = False
+                if ok:
+                    done[name] = round(time.time() - t0, 1)
+                    on_event(f"done  {name} ({done[name]} s)")
+                else:
+                    failed.append(name)
+                    on_event(f"FAILED {name}")
+    if failed:
+        raise UserError(f"repro: stage(s) {failed} failed; see {', '.join(str(_log(n)) for n in failed)}")
+    missing = sorted(graph.keys() - done.keys())
+    if missing:  # only a cycle could leave stages unstarted; DVC rejects cyclic pipelines, so this guards the code
+        raise UserError(f"repro: stage(s) {missing} never became ready (a dependency cycle?)")
+    return done
+
+
+def _log(stage: str) -> Path:
+    return LOG_DIR / f"{stage.replace('/', '_')}.log"
+
+
+def dvc_runner(cores: list[int], skipped: set[str]) -> Callable[[str, int], bool]:
+    """`run` for `run_graph`: one `dvc repro --single-item` per stage, pinned to core `cores[slot]`, logged."""
+
+    def run(stage: str, slot: int) -> bool:
+        log = _log(stage)
+        with log.open("w") as out:
+            cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            # set before dvc has started python, so the stage's command (its child) inherits the core
+            if hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(proc.pid, {cores[slot]})
+            rc = proc.wait()
+        if rc == 0 and SKIPPED in log.read_text():
+            skipped.add(stage)
+        if rc != 0:
+            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+            print(f"--- {log} (last lines) ---\n{tail}", file=sys.stderr)
+        return rc == 0
+
+    return run
+
+
+def usable_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
+    p.add_argument("--jobs", default="auto", help="stages run at once, one core each (default: auto = usable cores)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cores = usable_cores()
+    if args.jobs == "auto":
+        jobs = len(cores)
+    elif str(args.jobs).isdigit() and int(args.jobs) >= 1:
+        jobs = int(args.jobs)
+    else:
+        raise UserError(f"--jobs: got {args.jobs!r}; expected 'auto' or an integer >= 1 (stages run at once)")
+    if jobs > len(cores):
+        cores = [cores[i % len(cores)] for i in range(jobs)]  # more stages than cores: share them round-robin
+    graph = restrict(stage_graph(Path.cwd()), args.targets)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    start, skipped = time.time(), set()
+
+    def event(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')} +{time.time() - start:6.0f} s] {msg}", flush=True)
+
+    event(f"{len(graph)} stages, {jobs} at a time; logs in {LOG_DIR}/")
+    times = run_graph(graph, dvc_runner(cores, skipped), jobs, event)
+    # the check: a plain sequential `dvc repro` must find nothing left to do
+    check = subprocess.run([sys.executable, "-m", "dvc", "repro", *args.targets], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise UserError(f"repro: the final `dvc repro` failed:\n{check.stdout[-2000:]}{check.stderr[-2000:]}")
+    if "up to date" not in check.stdout:  # it had to run something the graph walk did not: show what
+        event(f"the final `dvc repro` ran stages:\n{check.stdout[-2000:]}")
+    total = round(time.time() - start, 1)
+    stages = {name: {"seconds": s, "ran": name not in skipped} for name, s in sorted(times.items())}
+    atomic_write_json(LOG_DIR / "timings.json", {"jobs": jobs, "wall_seconds": total, "stages": stages})
+    ran = sum(v["ran"] for v in stages.values())
+    event(f"all {len(times)} stages up to date ({ran} ran, {len(times) - ran} unchanged) in {total} s")
+    return 0

@@ -1,0 +1,105 @@
+"""`hydra-repro repro`: the graph walk that runs independent DVC stages side by side (fake runner, no DVC)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hydra_repro import repro
+from hydra_repro.errors import UserError
+
+# prepare -> pretrain@{small,large} -> train@{a,b} (small) ; tables needs everything
+GRAPH = {
+    "prepare": set(),
+    "pretrain@small": {"prepare"},
+    "pretrain@large": {"prepare"},
+    "train@a": {"pretrain@small"},
+    "train@b": {"pretrain@small"},
+    "tables": {"train@a", "train@b", "pretrain@large"},
+}
+
+
+class Recorder:
+    """A runner that records start/end order, concurrency and slots; `fail` names stages that fail."""
+
+    def __init__(self, fail: set[str] = frozenset(), pause: float = 0.02) -> None:
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str, int]] = []
+        self.active: set[int] = set()
+        self.max_active = 0
+        self.fail, self.pause = fail, pause
+
+    def __call__(self, stage: str, slot: int) -> bool:
+        with self.lock:
+            assert slot not in self.active, f"slot {slot} given twice"
+            self.active.add(slot)
+            self.max_active = max(self.max_active, len(self.active))
+            self.events.append(("start", stage, slot))
+        time.sleep(self.pause)
+        with self.lock:
+            self.active.remove(slot)
+            self.events.append(("end", stage, slot))
+        return stage not in self.fail
+
+
+def order(events: list[tuple[str, str, int]], kind: str) -> dict[str, int]:
+    return {stage: i for i, (k, stage, _) in enumerate(events) if k == kind}
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_every_stage_runs_once_after_its_dependencies(jobs):
+    rec = Recorder()
+    times = repro.run_graph(GRAPH, rec, jobs, on_event=lambda _: None)
+    assert set(times) == set(GRAPH)
+    starts, ends = order(rec.events, "start"), order(rec.events, "end")
+    assert len([e for e in rec.events if e[0] == "start"]) == len(GRAPH)
+    for stage, deps in GRAPH.items():
+        assert all(ends[d] < starts[stage] for d in deps), stage
+    assert rec.max_active <= jobs
+    assert all(0 <= slot < jobs for _, _, slot in rec.events)
+
+
+def test_independent_stages_overlap_with_two_jobs():
+    rec = Recorder(pause=0.1)
+    repro.run_graph(GRAPH, rec, 2, on_event=lambda _: None)
+    assert rec.max_active == 2  # pretrain@small and pretrain@large (then train@a and train@b) run together
+
+
+def test_a_failure_stops_new_launches_and_names_the_stage():
+    rec = Recorder(fail={"pretrain@small"})
+    with pytest.raises(UserError, match=r"pretrain@small.*logs/repro/pretrain@small\.log"):
+        repro.run_graph(GRAPH, rec, 2, on_event=lambda _: None)
+    started = {stage for kind, stage, _ in rec.events if kind == "start"}
+    assert not started & {"train@a", "train@b", "tables"}  # downstream of the failure, or launched after it
+
+
+def test_a_crashing_runner_counts_as_a_failed_stage():
+    def boom(stage: str, slot: int) -> bool:
+        raise OSError("no such file")
+
+    with pytest.raises(UserError, match="prepare"):
+        repro.run_graph({"prepare": set()}, boom, 1, on_event=lambda _: None)
+
+
+def test_restrict_keeps_targets_and_their_upstream():
+    sub = repro.restrict(GRAPH, ["train@a"])
+    assert sub == {"prepare": set(), "pretrain@small": {"prepare"}, "train@a": {"pretrain@small"}}
+    assert repro.restrict(GRAPH, []) == GRAPH
+
+
+def test_restrict_rejects_unknown_stages_by_name():
+    with pytest.raises(UserError, match=r"unknown stage\(s\) \['trian@a'\]"):
+        repro.restrict(GRAPH, ["trian@a"])
+
+
+def test_jobs_is_validated_before_anything_runs(tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    repro.add_arguments(parser)
+    with pytest.raises(UserError, match=r"--jobs: got '0'"):
+        repro.run(parser.parse_args(["--jobs", "0"]))
+    assert not (tmp_path / "logs").exists()
