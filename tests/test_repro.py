@@ -26,25 +26,25 @@ class Recorder:
 
     def __init__(self, fail: set[str] = frozenset(), pause: float = 0.02) -> None:
         self.lock = threading.Lock()
-        self.events: list[tuple[str, str, int]] = []
+        self.events: list[tuple[str, str, tuple[int, ...]]] = []
         self.active: set[int] = set()
         self.max_active = 0
         self.fail, self.pause = fail, pause
 
-    def __call__(self, stage: str, slot: int) -> bool:
+    def __call__(self, stage: str, slots: list[int]) -> bool:
         with self.lock:
-            assert slot not in self.active, f"slot {slot} given twice"
-            self.active.add(slot)
+            assert not self.active & set(slots), f"slots {slots} given twice"
+            self.active |= set(slots)
             self.max_active = max(self.max_active, len(self.active))
-            self.events.append(("start", stage, slot))
+            self.events.append(("start", stage, tuple(slots)))
         time.sleep(self.pause)
         with self.lock:
-            self.active.remove(slot)
-            self.events.append(("end", stage, slot))
+            self.active -= set(slots)
+            self.events.append(("end", stage, tuple(slots)))
         return stage not in self.fail
 
 
-def order(events: list[tuple[str, str, int]], kind: str) -> dict[str, int]:
+def order(events: list[tuple[str, str, tuple[int, ...]]], kind: str) -> dict[str, int]:
     return {stage: i for i, (k, stage, _) in enumerate(events) if k == kind}
 
 
@@ -58,7 +58,7 @@ def test_every_stage_runs_once_after_its_dependencies(jobs):
     for stage, deps in GRAPH.items():
         assert all(ends[d] < starts[stage] for d in deps), stage
     assert rec.max_active <= jobs
-    assert all(0 <= slot < jobs for _, _, slot in rec.events)
+    assert all(len(slots) == 1 and 0 <= slots[0] < jobs for _, _, slots in rec.events)
 
 
 def test_independent_stages_overlap_with_two_jobs():
@@ -75,8 +75,19 @@ def test_a_failure_stops_new_launches_and_names_the_stage():
     assert not started & {"train@a", "train@b", "tables"}  # downstream of the failure, or launched after it
 
 
+def test_a_many_core_stage_gets_its_cores_alone_and_is_not_starved():
+    graph = {**GRAPH, "gradnorm@small": {"pretrain@small"}}
+    rec = Recorder(pause=0.05)
+    repro.run_graph(graph, rec, 2, on_event=lambda _: None, cores={"gradnorm@small": 2, "tables": 5})
+    starts, ends = order(rec.events, "start"), order(rec.events, "end")
+    slots = {stage: s for kind, stage, s in rec.events if kind == "start"}
+    assert sorted(slots["gradnorm@small"]) == [0, 1] and len(slots["tables"]) == 2  # capped at jobs
+    for other in graph.keys() - {"gradnorm@small"}:  # nothing overlaps it
+        assert ends[other] < starts["gradnorm@small"] or starts[other] > ends["gradnorm@small"], other
+
+
 def test_a_crashing_runner_counts_as_a_failed_stage():
-    def boom(stage: str, slot: int) -> bool:
+    def boom(stage: str, slots: list[int]) -> bool:
         raise OSError("no such file")
 
     with pytest.raises(UserError, match="prepare"):
