@@ -138,10 +138,11 @@ def dvc_runner(cores: list[int] | None, skipped: set[str]) -> Callable[[str, lis
             if cores is not None and hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(proc.pid, {cores[slot] for slot in slots})
             rc = proc.wait()
-        if rc == 0 and SKIPPED in log.read_text():
+        text = log.read_text()
+        if rc == 0 and SKIPPED in text:
             skipped.add(stage)
         if rc != 0:
-            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+            tail = "".join(text.splitlines(keepends=True)[-15:])
             print(f"--- {log} (last lines) ---\n{tail}", file=sys.stderr)
         return rc == 0
 
@@ -154,7 +155,7 @@ def usable_cores() -> list[int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
-    p.add_argument("--jobs", default="auto", help="stages run at once, one core each (default: auto = usable cores)")
+    p.add_argument("--jobs", default="auto", help="cores kept busy by stages (default: auto = usable cores)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     elif str(args.jobs).isdigit() and int(args.jobs) >= 1:
         jobs = int(args.jobs)
     else:
-        raise UserError(f"--jobs: got {args.jobs!r}; expected 'auto' or an integer >= 1 (stages run at once)")
+        raise UserError(f"--jobs: got {args.jobs!r}; expected 'auto' or an integer >= 1 (cores kept busy)")
     if jobs > len(cores):
         cores = [cores[i % len(cores)] for i in range(jobs)]  # more stages than cores: share them round-robin
     graph, stage_cores = stage_graph(Path.cwd())
