@@ -117,6 +117,10 @@ class TrainConfig:
     adalora_tfinal: float = field(default=0.2, metadata={"help": "share of steps at the final ranks"})
     adalora_delta_t: int = field(default=10, metadata={"help": "steps between two rank reallocations"})
     rslora: bool = field(default=False, metadata={"help": "rsLoRA: scaling alpha / sqrt(r) instead of alpha / r"})
+    group_by_modality: bool = field(
+        default=False,
+        metadata={"help": "MobileVLM's group_by_modality_length: image-only and text-only batches (sampling.py)"},
+    )
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> UserError:
@@ -646,10 +650,31 @@ def training_arguments(cfg: TrainConfig, output_dir: str | Path, n_layers: int, 
     )
 
 
-def make_trainer(model: Any, args: Any, dataset: Any, pad_token_id: int, callbacks: list[Any] | None = None) -> Any:
+def make_trainer(
+    model: Any,
+    args: Any,
+    dataset: Any,
+    pad_token_id: int,
+    callbacks: list[Any] | None = None,
+    group_by_modality: bool = False,
+) -> Any:
+    """HF Trainer with our collator; `group_by_modality` swaps its random sampler for MobileVLM's (sampling.py)."""
     from transformers import Trainer
 
     from hydra_repro.data import DataCollator
+
+    if group_by_modality:
+        from hydra_repro.sampling import ModalityGroupedSampler, modality_lengths
+
+        sampler = ModalityGroupedSampler(
+            modality_lengths(dataset.records), args.per_device_train_batch_size, max(1, args.world_size), args.seed
+        )
+
+        class ModalityGroupedTrainer(Trainer):
+            def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+                return sampler
+
+        Trainer = ModalityGroupedTrainer  # noqa: N806
 
     return Trainer(
         model=model,
@@ -764,7 +789,9 @@ def train_run(
             (work / "work.json").write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
         checkpoint = _last_checkpoint(work / "checkpoints") if resumable else None
     extra = [AdaLoraCallback()] if cfg.method == "adalora" else []
-    trainer = make_trainer(model, args, dataset, tokenizer.pad_token_id, extra + list(callbacks or []))
+    trainer = make_trainer(
+        model, args, dataset, tokenizer.pad_token_id, extra + list(callbacks or []), cfg.group_by_modality
+    )
     if checkpoint is not None:
         print(f"train: resuming from {checkpoint}")
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
