@@ -58,6 +58,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heads", type=int, default=4, help="attention heads (head dim = 64 / heads)")
+    p.add_argument("--rope-theta", type=float, default=10000.0)
     p.add_argument("--data", default="data/mini")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -83,8 +85,9 @@ def main() -> None:
         hidden_size=64,
         intermediate_size=176,
         num_hidden_layers=args.layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.heads,
+        rope_theta=args.rope_theta,
         max_position_embeddings=512,
         rms_norm_eps=1e-6,
     )
@@ -95,6 +98,7 @@ def main() -> None:
             torch.nn.init.normal_(param, std=residual_std) if residual_std else torch.nn.init.zeros_(param)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     x_test, m_test, y_test = encode(test)
+    x_seen, m_seen, y_seen = encode(train[:400])  # seen in training: memorised vs not fitted at all
     warmup, t0, curve = max(1, round(0.03 * args.steps)), time.time(), []
     for step in range(args.steps):
         progress = (step - warmup) / (args.steps - warmup)
@@ -107,11 +111,20 @@ def main() -> None:
         opt.step()
         opt.zero_grad()
         if (step + 1) % (args.steps // 6) == 0:
-            with torch.no_grad():
-                logits = model.eval()(input_ids=x_test, attention_mask=m_test).logits[:, -1]
+            accs = []
+            for xe, me, ye in ((x_test, m_test, y_test), (x_seen, m_seen, y_seen)):
+                with torch.no_grad():
+                    logits = model.eval()(input_ids=xe, attention_mask=me).logits[:, -1]
+                accs.append(((logits[:, yes] > logits[:, no]) == (ye == yes)).float().mean().item())
             model.train()
-            acc = ((logits[:, yes] > logits[:, no]) == (y_test == yes)).float().mean().item()
-            curve.append({"step": step + 1, "loss": round(loss.item(), 3), "held_out_acc": round(acc, 3)})
+            curve.append(
+                {
+                    "step": step + 1,
+                    "loss": round(loss.item(), 3),
+                    "held_out_acc": round(accs[0], 3),
+                    "train_acc": round(accs[1], 3),
+                }
+            )
             print(json.dumps({**curve[-1], "s": round(time.time() - t0)}), flush=True)
     print(json.dumps({"args": vars(args), "train": len(train), "test": len(test), "curve": curve}))
 
