@@ -22,6 +22,7 @@ FLOPs per step (matrix products only; attention scores and element-wise work are
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -56,10 +57,27 @@ def hydra_like(n_layers: int, r: int) -> Schedule:
     return Schedule.from_layer_ranks(ranks, "three_stages")
 
 
-def build(variant: str, rank: int):
+def preset(hidden: int | None = None):
+    """mini-1.7b, or the same 24 layers at another width (intermediate 2.75 x hidden, head dim 16, as mini-1.7b):
+    the issue's reference figures were taken at hidden 128."""
+    cfg = PRESETS["mini-1.7b"]
+    if hidden is None or hidden == cfg.lm.hidden_size:
+        return cfg
+    heads = hidden // 16
+    lm = dataclasses.replace(
+        cfg.lm,
+        hidden_size=hidden,
+        intermediate_size=hidden * 11 // 4,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+    )
+    return dataclasses.replace(cfg, lm=lm)
+
+
+def build(variant: str, rank: int, hidden: int | None = None):
     """(model, ranks record) for a variant: full | lora | schedule, suffixes `+peft` (PEFT's own LoRA layer instead
     of train.FastLoraLinear) and `+p0` (LoRA dropout 0 instead of the paper's 0.05)."""
-    cfg = PRESETS["mini-1.7b"]
+    cfg = preset(hidden)
     model = build_model(cfg).train()
     method, *flags = variant.split("+")
     tcfg = T.TrainConfig(
@@ -93,15 +111,15 @@ def step_flops(model, record, cfg) -> float:
     return flops + 4 * lm * tokens + 6 * record["params"]["lora"] * tokens
 
 
-def measure(variants: list[str], steps: int, data, rank: int) -> dict[str, dict]:
+def measure(variants: list[str], steps: int, data, rank: int, hidden: int | None = None) -> dict[str, dict]:
     """Fastest and median step time per variant. The variants take turns step by step, so a change in the machine's
     load (other jobs on the 2 shared cores) hits all of them alike; the fastest step is the least disturbed one and
     is what the ratios use (as `timeit` recommends), the median is printed beside it."""
-    cfg = PRESETS["mini-1.7b"]
+    cfg = preset(hidden)
     runs = {}
     for v in variants:
         torch.manual_seed(0)
-        model, record = build(v, rank)
+        model, record = build(v, rank, hidden)
         params = [p for p in model.parameters() if p.requires_grad]
         runs[v] = (model, record, params, torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0), [])
     for i in range(steps + 1):  # step 0 warms up allocators and kernels
@@ -134,16 +152,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--variants", default="full,lora+peft,schedule+peft,lora,schedule,lora+p0")
     p.add_argument("--rank", type=int, default=R_STANDARD, help="R_standard (4: the paper's r / hidden; mini runs 24)")
+    p.add_argument("--hidden", type=int, default=None, help="LM width (default: mini-1.7b's 64; the issue quotes 128)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = PRESETS["mini-1.7b"]
+    cfg = preset(args.hidden)
     data = batch(cfg)
     print(
         f"mini-1.7b: {cfg.lm.num_hidden_layers} layers, hidden {cfg.lm.hidden_size}; batch {BATCH} x "
         f"{TEXT_TOKENS + cfg.num_visual_tokens} tokens; {torch.get_num_threads()} threads; r = {args.rank}"
     )
-    rows = measure(args.variants.split(","), args.steps, data, args.rank)
+    rows = measure(args.variants.split(","), args.steps, data, args.rank, args.hidden)
     for v, r in rows.items():
         print(
             f"{v:14s} step {r['step_s'] * 1e3:6.1f} ms (median {r['median_s'] * 1e3:6.1f})  "

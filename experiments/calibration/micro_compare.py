@@ -7,7 +7,8 @@ scratch on one skill the yes/no benchmarks need: compare a word of the question 
 Examples come from the `Is the shape in the image <colour|shape>?` turns of `pretrain.json` (train images only;
 400 held out), as text: `--format described` is the full sentence ("USER: Read the description: a large blue
 rectangle ... Is the shape in the image red? ASSISTANT:", ~28 tokens), `--format short` keeps only the attribute
-words ("blue rectangle red ?", 4 tokens). The loss is cross-entropy over the vocabulary at the answer position
+words ("blue rectangle red ?", 4 tokens); `--format mixed` trains on both forms of every training question and
+tests the described one. The loss is cross-entropy over the vocabulary at the answer position
 (target "yes" / "no"); accuracy compares the two logits on the held-out 400 (51% "yes").
 
 `--init hf` is transformers' Llama initialisation (every linear N(0, 0.02)), which the mini pretraining uses;
@@ -54,7 +55,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--layers", type=int, default=24)
     p.add_argument("--init", choices=["hf", "scaled", "zero"], default="hf")
-    p.add_argument("--format", choices=["described", "short"], default="short")
+    p.add_argument("--format", choices=["described", "short", "mixed"], default="short")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -66,9 +67,16 @@ def main() -> None:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     tok = load_tokenizer(f"{args.data}/tokenizer")
-    data = examples(args.data, args.format)
-    random.shuffle(data)
-    test, train = data[:400], data[400:]
+    if args.format == "mixed":  # a curriculum: train on both forms of each training question, test the long one
+        described, short = examples(args.data, "described"), examples(args.data, "short")
+        order = list(range(len(described)))
+        random.shuffle(order)
+        test = [described[i] for i in order[:400]]
+        train = [described[i] for i in order[400:]] + [short[i] for i in order[400:]]
+    else:
+        data = examples(args.data, args.format)
+        random.shuffle(data)
+        test, train = data[:400], data[400:]
     yes, no = tok.convert_tokens_to_ids("▁yes"), tok.convert_tokens_to_ids("▁no")
 
     def encode(batch: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from hydra_repro.data import V1, generation_prompt, render, tokenizer_image_token
+from hydra_repro.data import generation_prompt, model_template, render, tokenizer_image_token
 from hydra_repro.modeling import load_model, process_images
 from hydra_repro.prepare import prompt_for
 
@@ -31,10 +31,12 @@ def main() -> None:
     p.add_argument("model", type=Path)
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--data", type=Path, default=Path("data/mini"))
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
     model, tok = loaded.model, loaded.tokenizer
+    template = model_template(model.config)  # v1 for the mini LMs, ChatML for SmolLM2
     items = []
     for rec in json.loads((args.data / "pretrain.json").read_text()):
         if not rec.get("image"):  # text-only records
@@ -45,14 +47,17 @@ def main() -> None:
                 items.append((rec["image"], conv[0]["value"], conv[1]["value"], conv[k]["value"], conv[k + 1]["value"]))
     items = items[: args.n]
     # the answer follows the template's answer prefix (" "): the word-start tokens, as in training
-    ids = {w: tok(V1.answer_prefix + w, add_special_tokens=False)["input_ids"][-1] for w in ("Yes", "No", "yes", "no")}
+    ids = {
+        w: tok(template.answer_prefix + w, add_special_tokens=False)["input_ids"][-1]
+        for w in ("Yes", "No", "yes", "no")
+    }
     print(f"{args.model}: {len(items)} questions, {sum(i[4] == 'Yes' for i in items) / len(items):.1%} 'Yes'")
     for mode in ("first turn", "after the caption"):
         right = 0
         for image, caption_q, caption, question, answer in items:
             pixels = process_images([Image.open(args.data / "images" / image).convert("RGB")], loaded.image_processor)
             turns = [(question, None)] if mode == "first turn" else [(caption_q, caption), (question, None)]
-            prompt = generation_prompt(question) if mode == "first turn" else render(V1, turns)[0]
+            prompt = generation_prompt(question, template) if mode == "first turn" else render(template, turns)[0]
             ids_in = torch.tensor([tokenizer_image_token(prompt, tok)])
             with torch.no_grad():
                 logits = model(input_ids=ids_in, images=pixels).logits[0, -1]
@@ -63,7 +68,7 @@ def main() -> None:
     for row in rows:
         image = row["image"]["bytes"] if isinstance(row["image"], dict) else row["image"]
         pixels = process_images([Image.open(io.BytesIO(image)).convert("RGB")], loaded.image_processor)
-        ids_in = torch.tensor([tokenizer_image_token(generation_prompt(prompt_for("mini_pope", row)), tok)])
+        ids_in = torch.tensor([tokenizer_image_token(generation_prompt(prompt_for("mini_pope", row), template), tok)])
         with torch.no_grad():
             logits = model(input_ids=ids_in, images=pixels).logits[0, -1]
         says_yes = max(logits[ids["Yes"]], logits[ids["yes"]]) > max(logits[ids["No"]], logits[ids["no"]])
