@@ -61,6 +61,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heads", type=int, default=4, help="attention heads (head dim = 64 / heads)")
     p.add_argument("--rope-theta", type=float, default=10000.0)
+    p.add_argument("--save", help="write the trained LM's state dict here (a text warm-up for stage I)")
     p.add_argument("--data", default="data/mini")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -135,6 +136,8 @@ def main() -> None:
             )
             print(json.dumps({**curve[-1], "s": round(time.time() - t0)}), flush=True)
     print(json.dumps({"args": vars(args), "train": len(train), "test": len(test), "curve": curve}))
+    if args.save:
+        torch.save(model.state_dict(), args.save)
 
 
 if __name__ == "__main__":
