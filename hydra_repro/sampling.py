@@ -7,9 +7,9 @@ Inside a group of `world_size x batch_size` samples the longest go together and 
 batches of even total length. A sample's length is its word count (whitespace-split conversation values), not its
 token count, as in LLaVA's `modality_lengths`.
 
-Differences from the reference, none of which changes which samples share a batch: the random draws come from a
-generator seeded by the run's seed and the epoch (LLaVA uses torch's global generator), so a resumed run replays
-the same order; a data set with one modality only gets the length-grouped order of that modality (LLaVA-1.5 does
+Differences from the reference, none of which changes the grouping rule: the random draws come from a generator
+seeded by the run's seed and the epoch (LLaVA uses torch's global generator), so a resumed run replays the same
+order; a data set with one modality only gets the length-grouped order of that modality (LLaVA-1.5 does
 the same; MobileVLM's copy asserts both modalities exist).
 """
 

@@ -21,7 +21,7 @@ from hydra_repro.sampling import (
     modality_grouped_indices,
     modality_lengths,
 )
-from tests.test_train import adapter_weights, make_fixture, tiny_config
+from tests.test_train import CrashAfter, adapter_weights, make_fixture, tiny_config
 
 lengths_st = st.lists(st.integers(1, 300).flatmap(lambda n: st.sampled_from([n, -n])), min_size=1, max_size=120)
 
@@ -98,9 +98,10 @@ def test_modality_lengths_count_words_and_sign_by_image():
 def test_sampler_epochs_differ_and_repeat():
     s = ModalityGroupedSampler([3, -2, 5, -1, 4, 6, -7, 2], batch_size=2, world_size=1, seed=42)
     first = list(s)
-    assert list(s) == first and len(s) == 8
+    assert list(s) == first and len(s) == 8  # the same epoch replays (what a resumed run relies on)
     s.set_epoch(1)
-    assert sorted(s) == list(range(8))
+    second = list(s)
+    assert sorted(second) == list(range(8)) and second != first
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -110,8 +111,6 @@ def fx(tmp_path_factory):
 
 
 def test_trainer_trains_in_the_grouped_order_and_resume_replays_it(fx, tmp_path):
-    from transformers import TrainerCallback
-
     cfg = tiny_config(group_by_modality=True, per_device_batch_size=2, global_batch_size=2, max_steps=6, save_steps=3)
     a = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "a")
     assert json.loads((a / T.RUN_FILE).read_text())["config"]["group_by_modality"] is True
@@ -124,21 +123,15 @@ def test_trainer_trains_in_the_grouped_order_and_resume_replays_it(fx, tmp_path)
     )
     wa, wp = adapter_weights(a), adapter_weights(plain)
     assert any(not torch.equal(wa[k], wp[k]) for k in wa)  # another order of the same samples: other weights
-
-    class Crash(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if state.global_step == 4:
-                raise KeyboardInterrupt("simulated kill after step 4")
-
     with pytest.raises(KeyboardInterrupt):
-        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[Crash()])
+        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[CrashAfter(4)])
     wc = adapter_weights(T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c"))
     for k in wa:
         assert torch.equal(wa[k], wc[k]), k  # resumed: the same batches in the same order
 
 
-def test_trainer_sampler_follows_the_flag():
-    args = T.training_arguments(tiny_config(per_device_batch_size=2, global_batch_size=2), "/tmp/unused", 2, save=False)
+def test_trainer_sampler_follows_the_flag(tmp_path):
+    args = T.training_arguments(tiny_config(per_device_batch_size=2, global_batch_size=2), tmp_path, 2, save=False)
     records = [Record(str(i), "x.png", (("<image>\nWhat is it?", "a" + " big" * i),)) for i in range(9)]
     records += [Record(str(i), None, (("Say hi.", "hi" + " hi" * i),)) for i in range(5)]
     dataset = type("Records", (), {"records": records, "__len__": lambda self: len(records)})()

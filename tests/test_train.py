@@ -93,6 +93,17 @@ def fx(tmp_path_factory) -> dict[str, Path]:
     return make_fixture(tmp_path_factory.mktemp("fx"))
 
 
+class CrashAfter(TrainerCallback):
+    """Kills a training run (KeyboardInterrupt) at the end of optimizer step `step`: a simulated interruption."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"simulated kill after step {self.step}")
+
+
 def adapter_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / T.ADAPTER_DIR / "adapter_model.safetensors"))
 
@@ -176,14 +187,8 @@ def test_same_seed_same_weights_and_resume(fx, tmp_path):
     cfg = tiny_config(max_steps=4, save_steps=2)
     a = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "a")
     b = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "b")
-
-    class Crash(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if state.global_step == 3:
-                raise KeyboardInterrupt("simulated kill after step 3")
-
     with pytest.raises(KeyboardInterrupt):
-        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[Crash()])
+        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[CrashAfter(3)])
     assert not (tmp_path / "c").exists()  # nothing published
     assert T._last_checkpoint(tmp_path / "c.partial" / "checkpoints").name == "checkpoint-2"
     c = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c")
