@@ -203,7 +203,9 @@ def run_gradnorm(
     callback = GradNormCallback(model, n_layers)
     with tempfile.TemporaryDirectory(prefix="gradnorm-") as tmp:
         args = T.training_arguments(cfg, tmp, n_layers, save=False)
-        trainer = T.make_trainer(model, args, dataset, tokenizer.pad_token_id, [callback], cfg.group_by_modality)
+        trainer = T.make_trainer(
+            model, args, dataset, tokenizer.pad_token_id, [callback], cfg.group_by_modality, cfg.length_groups
+        )
         trainer.train()
     callback.remove()
     losses = {row["step"]: row["loss"] for row in trainer.state.log_history if "loss" in row}

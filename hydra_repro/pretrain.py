@@ -53,11 +53,14 @@ class PretrainConfig:
     train_vision_tower: bool = field(
         default=False, metadata={"help": "from_scratch with a stage-0 tower: keep training it here (else frozen)"}
     )
+    length_groups: int = field(
+        default=1, metadata={"help": "each batch as this many length-sorted micro-batches (microbatch.py; CPU speed)"}
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in ("from_scratch", "projector"):
             raise UserError(f"pretrain.mode: got {self.mode!r}; expected 'from_scratch' or 'projector'")
-        for key in ("steps", "batch_size", "max_length", "log_every", "num_threads"):
+        for key in ("steps", "batch_size", "max_length", "log_every", "num_threads", "length_groups"):
             if getattr(self, key) < 1:
                 raise UserError(f"pretrain.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
         if not self.lr > 0:
@@ -137,6 +140,7 @@ def pretrain(
     from tqdm import tqdm
 
     from hydra_repro.data import DataCollator, LlavaDataset, load_records, load_tokenizer, model_template
+    from hydra_repro.microbatch import grouped_loss
     from hydra_repro.modeling import assemble_model, build_model, load_model, process_images
     from hydra_repro.provenance import provenance
 
@@ -215,7 +219,7 @@ def pretrain(
                 break
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            loss = model(**batch).loss
+            loss = grouped_loss(lambda part: model(**part).loss, batch, cfg.length_groups)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()

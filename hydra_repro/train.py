@@ -121,6 +121,13 @@ class TrainConfig:
         default=False,
         metadata={"help": "MobileVLM's group_by_modality_length: image-only and text-only batches (sampling.py)"},
     )
+    length_groups: int = field(
+        default=1,
+        metadata={
+            "help": "compute each per-device batch as this many length-sorted micro-batches (microbatch.py): the same "
+            "loss and gradient on less padding; a CPU speed setting (AdaLoRA always runs 1)"
+        },
+    )
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> UserError:
@@ -129,7 +136,7 @@ class TrainConfig:
         if self.method not in METHODS:
             raise bad("method", f"one of {list(METHODS)}")
         positive = ("rank", "global_batch_size", "per_device_batch_size", "max_length", "save_steps")
-        for name in (*positive, "save_total_limit", "logging_steps", "adalora_delta_t"):
+        for name in (*positive, "save_total_limit", "logging_steps", "adalora_delta_t", "length_groups"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad(name, "a positive integer")
@@ -177,6 +184,10 @@ class TrainConfig:
 
     def resolved_init_r(self) -> int:
         return self.adalora_init_r if self.adalora_init_r is not None else math.ceil(1.5 * self.rank)
+
+    def effective_length_groups(self) -> int:
+        """`length_groups`, except 1 for AdaLoRA: PEFT adds its orthogonality penalty once per forward call."""
+        return 1 if self.method == "adalora" else self.length_groups
 
     def gradient_accumulation(self, world_size: int) -> tuple[int, int]:
         """(per-device batch, accumulation steps) giving exactly `global_batch_size` per optimizer step."""
@@ -657,12 +668,16 @@ def make_trainer(
     pad_token_id: int,
     callbacks: list[Any] | None = None,
     group_by_modality: bool = False,
+    length_groups: int = 1,
 ) -> Any:
-    """HF Trainer with our collator; `group_by_modality` swaps its random sampler for MobileVLM's (sampling.py)."""
+    """HF Trainer with our collator; `group_by_modality` swaps its random sampler for MobileVLM's (sampling.py),
+    `length_groups` > 1 computes each batch's loss on length-sorted micro-batches (microbatch.py)."""
     from transformers import Trainer
 
     from hydra_repro.data import DataCollator
+    from hydra_repro.microbatch import grouped_loss
 
+    sampler = None
     if group_by_modality:
         from hydra_repro.sampling import ModalityGroupedSampler, modality_lengths
 
@@ -670,13 +685,26 @@ def make_trainer(
             modality_lengths(dataset.records), args.per_device_train_batch_size, max(1, args.world_size), args.seed
         )
 
-        class ModalityGroupedTrainer(Trainer):
-            def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-                return sampler
+    class HydraTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
 
-        Trainer = ModalityGroupedTrainer  # noqa: N806
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            if return_outputs or length_groups <= 1:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            parent = super()
+            # With `num_items_in_batch` the model divides each part's summed loss by the batch's count: add them up.
+            summed = bool(self.model_accepts_loss_kwargs) and num_items_in_batch is not None
+            return grouped_loss(
+                lambda part: parent.compute_loss(model, part, num_items_in_batch=num_items_in_batch),
+                inputs,
+                length_groups,
+                summed=summed,
+            )
 
-    return Trainer(
+    return HydraTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -790,7 +818,13 @@ def train_run(
         checkpoint = _last_checkpoint(work / "checkpoints") if resumable else None
     extra = [AdaLoraCallback()] if cfg.method == "adalora" else []
     trainer = make_trainer(
-        model, args, dataset, tokenizer.pad_token_id, extra + list(callbacks or []), cfg.group_by_modality
+        model,
+        args,
+        dataset,
+        tokenizer.pad_token_id,
+        extra + list(callbacks or []),
+        cfg.group_by_modality,
+        cfg.effective_length_groups(),
     )
     if checkpoint is not None:
         print(f"train: resuming from {checkpoint}")
@@ -822,6 +856,7 @@ def train_run(
         "learning_rate": args.learning_rate,
         "global_batch_size": cfg.global_batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "length_groups": cfg.effective_length_groups(),
         "seed": cfg.seed,
         "optimizer_steps": trainer.state.global_step,
         "resumed_from": checkpoint.name if checkpoint else None,
