@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hydra_repro import tables
-from hydra_repro.stats import headline_from_records, paired_bootstrap, paired_bootstrap_seeds, seed_interval
+from hydra_repro.stats import Scorer, headline_from_records, paired_bootstrap, paired_bootstrap_seeds, seed_interval
 
 
 def mme_records(correct: list[tuple[int, int]], category: str = "color") -> list[dict]:
@@ -109,3 +111,32 @@ def test_seed_interval_is_the_student_t_interval():
     assert mean == pytest.approx(60.1666667)
     assert half == pytest.approx(4.302653 * np.std([60.0, 61.0, 59.5], ddof=1) / np.sqrt(3))
     assert np.isnan(seed_interval([60.0])[1])
+
+
+record_st = st.tuples(
+    st.integers(0, 7),  # unit
+    st.sampled_from(["color", "count", None]),  # category (POPE: None -> "all")
+    st.sampled_from([0.0, 1.0]),  # score
+    st.sampled_from(["yes", "No ", "maybe"]),  # prediction
+    st.sampled_from(["yes", "no"]),  # target
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["mme", "mmbench", "pope", "gqa"]),
+    st.lists(record_st, min_size=1, max_size=30),
+    st.integers(0, 2**31),
+)
+def test_vectorized_resample_scores_equal_the_reference(bench, rows, seed):
+    recs = [
+        {"doc_id": i, "unit": f"u{u}", "category": c, "score": s, "prediction": p, "target": t}
+        for i, (u, c, s, p, t) in enumerate(rows)
+    ]
+    scorer = Scorer(bench, recs)
+    rng = np.random.default_rng(seed)
+    picks = [rng.integers(0, len(scorer.units), size=len(scorer.units)) for _ in range(5)]
+    counts = np.stack([np.bincount(p, minlength=len(scorer.units)) for p in picks])
+    got = scorer.scores(scorer.units, counts)
+    want = [scorer.score([scorer.units[k] for k in p]) for p in picks]
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-9)
