@@ -54,12 +54,12 @@ def _verb_args(module: Any, argv: list[str]) -> argparse.Namespace:
 
 
 def replicate(args: argparse.Namespace) -> dict[str, Any]:
-    from hydra_repro import train
     from hydra_repro.config import load_params
+    from hydra_repro.train_config import train_config_from_params  # not train.py: one seed trains nothing
 
     profile, section = load_params(args.params, args.profile)
     n = profile_seeds(section, f"{args.params}: profiles.{profile}")
-    train_cfg = train.train_config_from_params(args.params, profile)
+    train_cfg = train_config_from_params(args.params, profile)
     base_seed, max_workers = train_cfg.seed, resolve_jobs(args.jobs, train_cfg.num_threads)
     plan = read_json(args.plan, "run plan (hydra-repro allocate --registry)")
     seeds = replicate_seeds(base_seed, n)

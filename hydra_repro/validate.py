@@ -59,7 +59,7 @@ def validate_profile(params: str | Path, profile: str | None = None, registry: s
     from hydra_repro.pretrain_vision import VisionPretrainConfig, profile_vision
     from hydra_repro.search import SearchConfig
     from hydra_repro.smol import SmolLMConfig
-    from hydra_repro.train import TrainConfig
+    from hydra_repro.train_config import TrainConfig
 
     name, section = load_params(params, profile)
     where = f"{params}: profiles.{name}"
