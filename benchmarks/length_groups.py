@@ -26,6 +26,7 @@ from hydra_repro.config import load_params
 from hydra_repro.data import DataCollator, LlavaDataset, load_records, model_template
 from hydra_repro.microbatch import grouped_loss, split
 from hydra_repro.modeling import load_model, process_images
+from hydra_repro.pretrain import PretrainConfig
 
 
 def batches(kind: str, params: dict, n: int, lm) -> tuple[list[dict], int]:
@@ -43,13 +44,14 @@ def batches(kind: str, params: dict, n: int, lm) -> tuple[list[dict], int]:
             model_template(lm.model.config),
         )
     else:
-        size = params["pretrain"]["batch_size"]
+        pcfg = PretrainConfig(**params["pretrain"])
+        size = pcfg.batch_size
         ds = LlavaDataset(
             load_records(data / "pretrain.json", images),
             lm.tokenizer,
             lambda im: process_images([im], lm.image_processor)[0],
             images,
-            max_length=128,
+            max_length=pcfg.max_length,
             template=model_template(lm.model.config),
         )
     rng = np.random.default_rng(0)
