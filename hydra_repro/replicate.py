@@ -23,8 +23,9 @@ import json
 import os
 import sys
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -122,19 +123,50 @@ def train_and_evaluate(name: str, train_argv: list[str], eval_argv: list[str], l
         raise
 
 
-def run_parallel(jobs: list[tuple[str, list[str], list[str]]], workers: int, log_dir: Path) -> None:
-    """Each job in a fresh (spawned) process, `workers` at a time; a failure names the seed and its log."""
+def run_parallel(
+    jobs: list[tuple[str, list[str], list[str]]],
+    workers: int,
+    log_dir: Path,
+    target: Callable[..., None] = train_and_evaluate,
+) -> None:
+    """Each job in a fresh (spawned) process, `workers` at a time. The first failure stops the others at once
+    (a seed that cannot finish makes the stage fail anyway) and names the seed with the tail of its log."""
     logs = {name: log_dir / f"{name}.log" for name, _, _ in jobs}
     print(f"replicate: {len(jobs)} seeds, {workers} at a time; logs: {', '.join(map(str, logs.values()))}")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {name: pool.submit(train_and_evaluate, name, t, e, str(logs[name])) for name, t, e in jobs}
-        for name, future in futures.items():
-            try:
-                future.result()
-            except Exception as err:
-                tail = logs[name].read_text(errors="replace")[-3000:] if logs[name].exists() else ""
-                raise UserError(f"replicate {name} failed: {err}\n--- last lines of {logs[name]} ---\n{tail}") from err
-            print(f"replicate: {name} done (log {logs[name]})")
+    ctx, pending, running = get_context("spawn"), list(jobs), {}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                name, train_argv, eval_argv = pending.pop(0)
+                proc = ctx.Process(target=_worker, args=(target, name, train_argv, eval_argv, str(logs[name])))
+                proc.start()
+                running[name] = proc
+            wait([proc.sentinel for proc in running.values()])
+            for name, proc in list(running.items()):
+                if proc.exitcode is None:
+                    continue
+                del running[name]
+                if proc.exitcode != 0:
+                    tail = logs[name].read_text(errors="replace") if logs[name].exists() else ""
+                    last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
+                    raise UserError(
+                        f"replicate {name} failed (exit status {proc.exitcode}): {last}\n"
+                        f"--- last lines of {logs[name]} ---\n{tail[-3000:]}"
+                    )
+                print(f"replicate: {name} done (log {logs[name]})")
+    finally:
+        for proc in running.values():
+            proc.terminate()
+        for proc in running.values():
+            proc.join()
+
+
+def _worker(target: Callable[..., None], *args: Any) -> None:
+    """A worker process's entry: the job, and exit status 1 on any error (its log already holds the traceback)."""
+    try:
+        target(*args)
+    except BaseException:
+        sys.exit(1)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +110,28 @@ def test_a_failed_parallel_seed_names_the_seed_and_shows_its_log(tmp_path):
     bad = ["--params", str(REPO / "params.yaml"), "--profile", "smoke", "--run", "lora_small", "--plan"]
     bad += [str(tmp_path / "missing.json"), "--base", "b", "--data", "d", "--out", str(tmp_path / "o")]
     jobs = [(f"lora_small_s{s}", [*bad, "--seed", str(s)], []) for s in (43, 44)]
-    with pytest.raises(UserError, match=r"(?s)replicate lora_small_s43 failed: .*missing\.json.*last lines of"):
+    failed = r"(?s)replicate lora_small_s4[34] failed \(exit status 1\): .*missing\.json.*last lines of"
+    with pytest.raises(UserError, match=failed) as err:
         replicate.run_parallel(jobs, 2, tmp_path)
-    assert "missing.json" in (tmp_path / "lora_small_s43.log").read_text()
+    seed = re.search(r"lora_small_s4[34]", str(err.value)).group()
+    assert "missing.json" in (tmp_path / f"{seed}.log").read_text()
+
+
+def sleep_or_fail(name, train_argv, eval_argv, log):
+    """A worker target for the test below: `slow` marks its start, sleeps, then marks its end; others fail."""
+    Path(log).write_text(f"{name} started\n")
+    if name != "slow":
+        raise RuntimeError(f"{name} broke")
+    Path(train_argv[0]).write_text("started")
+    time.sleep(600)
+    Path(train_argv[1]).write_text("finished")
+
+
+def test_the_first_failure_stops_the_other_seeds(tmp_path):
+    started, finished = tmp_path / "started", tmp_path / "finished"
+    jobs = [("slow", [str(started), str(finished)], []), ("s44", [], []), ("s45", [], [])]
+    with pytest.raises(UserError, match=r"replicate s44 failed \(exit status 1\)"):
+        replicate.run_parallel(jobs, 2, tmp_path, target=sleep_or_fail)
+    assert multiprocessing.active_children() == []  # the sleeping seed was stopped, not waited for
+    assert not finished.exists()
+    assert not (tmp_path / "s45.log").exists()  # the queued seed never started
