@@ -200,3 +200,16 @@ def seed_interval(values: Sequence[float]) -> tuple[float, float]:
     if x.size < 2:
         return float(x.mean()), float("nan")
     return float(x.mean()), float(t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
+def corrected_cv_interval(diffs: Sequence[float], test_share: float) -> tuple[float, float]:
+    """Mean of per-fold differences of two models over repeated K-fold, and the half-width of its 95% interval by
+    Nadeau & Bengio's corrected resampled t-test: the folds share training points, so the variance of the mean is
+    (1/J + n_test/n_train) s^2 instead of s^2 / J (J folds in all; `test_share` = n_test / n_train)."""
+    from scipy.stats import t
+
+    x = np.asarray(diffs, dtype=float)
+    if x.size < 2:
+        return float(x.mean()), float("nan")
+    se = np.sqrt((1 / x.size + test_share) * x.var(ddof=1))
+    return float(x.mean()), float(t.ppf(0.975, x.size - 1) * se)

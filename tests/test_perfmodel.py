@@ -12,6 +12,8 @@ from hydra_repro.perfmodel import (
     BENCHMARKS,
     MODELS,
     PerfModelConfig,
+    Standardizer,
+    _errors,
     collect_points,
     fit_transformer,
     run_perfmodel,
@@ -144,3 +146,36 @@ def test_the_stage_records_a_degenerate_data_set_when_asked(tmp_path):
         else:
             assert perfmodel.run(args) == 0
             assert "no evaluated schedule runs" in json.loads((tmp_path / "perf.json").read_text())["degenerate"]
+
+
+def test_errors_leave_out_benchmarks_constant_in_training():
+    y = np.zeros((4, len(BENCHMARKS)))
+    y[:, 0] = [1.0, 2.0, 3.0, 4.0]  # only the first benchmark varies
+    scale = Standardizer(y)
+    pred = scale(y).copy()
+    pred[:, 0] += 0.5  # error 0.5 on the varying benchmark
+    pred[:, 1] += 9.0  # a constant benchmark: predicted anything, it is left out
+    assert _errors(pred, scale(y), scale) == {"mse": 0.25, "mae": 0.5}
+
+
+def test_kfold_errors_are_stored_per_fold_for_paired_comparisons():
+    out = run_perfmodel(PerfModelConfig(epochs=5, folds=2, repeats=2), synthetic_points(10))
+    for m in out["models"].values():
+        assert len(m["mse_kfold"]) == 4 and np.mean(m["mse_kfold"]) == pytest.approx(m["mse_kfold_mean"])
+
+
+def test_the_stage_fits_and_writes_the_per_fold_errors(tmp_path, capsys):
+    import argparse
+
+    from hydra_repro import perfmodel
+
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: smoke\nprofiles:\n  smoke:\n    perfmodel: {epochs: 5, folds: 2, repeats: 1}\n")
+    points = [p | {"role": "small", "arm": "random"} for p in synthetic_points(8)]
+    (tmp_path / "search.json").write_text(json.dumps({"points": points}))
+    args = argparse.Namespace(params=params, profile=None, schedules=tmp_path, results=tmp_path,
+                              search=tmp_path / "search.json", out=tmp_path / "perf.json")  # fmt: skip
+    assert perfmodel.run(args) == 0
+    out = json.loads((tmp_path / "perf.json").read_text())
+    assert out["points"] == 8 and all(len(m["mse_kfold"]) == 2 for m in out["models"].values())
+    assert '"transformer"' in capsys.readouterr().out

@@ -47,7 +47,7 @@ def make_trainer(tmp_path, fail_on: int | None = None) -> Trainer:
         if fail_on is not None and calls["n"] == fail_on:
             raise RuntimeError("killed")
         run_dir.mkdir(parents=True)
-        (run_dir / "run.json").write_text(json.dumps({"ranks": ranks}))
+        (run_dir / "run.json").write_text(json.dumps({"ranks": ranks, "wall_time_s": 1.0}))
 
     def eval_fn(run_dir, results_dir):
         results_dir.mkdir(parents=True, exist_ok=True)
@@ -78,12 +78,17 @@ def test_an_empty_candidate_space_names_the_cause():
 def test_search_trains_each_arm_and_resumes_from_its_cache(tmp_path):
     pool = candidates(CFG, NORMS, R, DIMS)
     record = search(CFG, PM, pool, initial_points(), make_trainer(tmp_path))
-    assert record["trained"] == 3 + 2 * 2
+    assert record["trained"] == 3 + 2 * 2 * 2  # random + rounds x per_round x (coarse, fine)
     arms = [p["arm"] for p in record["points"]]
-    assert arms.count("random") == 3 and arms.count("guided") == 4 and arms.count("initial") == 6
-    assert len(record["arms"]["random"]) == 3 and len(record["arms"]["guided"]) == 4
+    assert arms.count("random") == 3 and arms.count("guided") == 8 and arms.count("initial") == 6
+    assert len(record["arms"]["random"]) == 3 and len(record["arms"]["guided"]) == 8
     assert all(a <= b for a, b in zip(record["arms"]["guided"], record["arms"]["guided"][1:], strict=False))
-    assert {"coarse", "fine"} <= set(record["best"])
+    guided = [p for p in record["points"] if p["arm"] == "guided"]
+    assert sorted(p["setting"] == "coarse" for p in guided) == [False] * 4 + [True] * 4
+    for fam in ("coarse", "fine"):  # Z*: the guided schedule of the family that Φ rated highest when choosing it
+        own = [p for p in guided if (p["setting"] == "coarse") == (fam == "coarse")]
+        assert record["best"][fam]["key"] == max(own, key=lambda p: p["predicted_objective"])["key"]
+        assert record["best_observed"][fam]["objective"] >= record["best"][fam]["objective"]
     searched = [p for p in record["points"] if p["arm"] != "initial"]
     assert len({json.dumps(p["ranks"]) for p in searched}) == len(searched)  # never the same schedule twice
     for p in searched:
@@ -98,7 +103,7 @@ def test_a_killed_search_continues_with_the_finished_runs(tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         search(CFG, PM, pool, initial_points(), make_trainer(tmp_path, fail_on=3))
     record = search(CFG, PM, pool, initial_points(), make_trainer(tmp_path))
-    assert record["trained"] == 3 + 2 * 2 - 2
+    assert record["trained"] == 3 + 2 * 2 * 2 - 2
 
 
 def test_guided_search_beats_random_on_a_learnable_objective(tmp_path):
@@ -110,6 +115,36 @@ def test_guided_search_beats_random_on_a_learnable_objective(tmp_path):
     objective = Objective(initial_points())
     top3 = sorted(objective(true_scores(c["ranks"])) for c in pool)[-3]
     assert len(pool) == 73 and record["arms"]["guided"][-1] >= top3, record["predictions"]
+
+
+def test_z_star_is_what_phi_chose_not_the_best_observed(tmp_path):
+    """A random-arm schedule that scores best never becomes Z*: choosing on the test scores would be optimistic."""
+    cfg = SearchConfig(stages=[2, 3, 4, 5], delta_d=[1, 2], rounds=1, per_round=1, random_runs=10)
+    pool = candidates(cfg, NORMS, R, DIMS)
+    record = search(cfg, PM, pool, initial_points(), make_trainer(tmp_path))
+    chosen = {p["key"] for p in record["points"] if p["arm"] == "guided"}
+    assert {b["key"] for b in record["best"].values()} <= chosen
+    assert {b["arm"] for b in record["best"].values()} == {"guided"}
+    observed = record["best_observed"]  # over initial HyDRA runs, random and guided
+    top = max((p for p in record["points"] if p["arm"] != "initial"), key=lambda p: p["objective"])
+    fam = "coarse" if top["setting"] == "coarse" else "fine"
+    assert observed[fam]["objective"] >= top["objective"]
+
+
+def test_runs_over_the_budget_are_no_baseline_and_no_z_star(tmp_path):
+    """Uniform 2R (or any over-budget initial run) scores high here but neither starts the curves nor wins."""
+    initial = initial_points()
+    rich = [[2 * R] * 7 for _ in range(LAYERS)]
+    initial.append({"run": "lora2x", "ranks": rich, "r_standard": R, "scores": true_scores(rich), "over_budget": True})
+    initial.append({**initial[0], "run": "over", "allocation_setting": "coarse", "over_budget": True})
+    initial[-1]["scores"] = {b: v + 100 for b, v in initial[-1]["scores"].items()}
+    record = search(CFG, PM, candidates(CFG, NORMS, R, DIMS), initial, make_trainer(tmp_path))
+    inside = [p["objective"] for p in record["points"] if p["arm"] == "initial" and not p.get("over_budget")]
+    over = max(p["objective"] for p in record["points"] if p.get("over_budget"))
+    assert over > max(inside)
+    first = next(p for p in record["points"] if p["arm"] == "guided")
+    assert record["arms"]["guided"][0] == max(*inside, first["objective"])
+    assert all(b["run"] != "over" for b in record["best_observed"].values())
 
 
 def test_degenerate_initial_data_is_refused(tmp_path):

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hydra_repro import tables
-from hydra_repro.stats import Scorer, headline_from_records, paired_bootstrap, paired_bootstrap_seeds, seed_interval
+from hydra_repro.stats import (
+    Scorer,
+    corrected_cv_interval,
+    headline_from_records,
+    paired_bootstrap,
+    paired_bootstrap_seeds,
+    seed_interval,
+)
 
 
 def mme_records(correct: list[tuple[int, int]], category: str = "color") -> list[dict]:
@@ -140,3 +147,11 @@ def test_vectorized_resample_scores_equal_the_reference(bench, rows, seed):
     got = scorer.scores(scorer.units, counts)
     want = [scorer.score([scorer.units[k] for k in p]) for p in picks]
     assert got == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+def test_corrected_cv_interval_inflates_the_variance_for_shared_training_points():
+    # diffs 1..4: mean 2.5, s^2 = 5/3; se = sqrt((1/4 + 1/4) * 5/3) = 0.912871; t(0.975, 3) = 3.182446
+    mean, half = corrected_cv_interval([1.0, 2.0, 3.0, 4.0], test_share=0.25)
+    assert mean == 2.5 and half == pytest.approx(3.182446 * 0.912871, rel=1e-5)
+    _, naive = corrected_cv_interval([1.0, 2.0, 3.0, 4.0], test_share=0.0)  # the plain t-interval of the mean
+    assert naive == pytest.approx(3.182446 * (5 / 3 / 4) ** 0.5, rel=1e-5) and naive < half

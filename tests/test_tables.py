@@ -372,7 +372,7 @@ def test_search_best_joins_table_3_and_the_search_table(tmp_path):
             "arms": {"guided": [0.1, 0.5], "random": [0.2, 0.2]},
             "candidates": 40,
             "trained": 4,
-            "timing": {"overhead_share": 0.01, "wall_s": 100},
+            "timing": {"overhead_share": 0.01, "wall_s": 100, "train_s": 99.0},
         },
     )
     inp = tables.load_inputs(
@@ -386,7 +386,7 @@ def test_search_best_joins_table_3_and_the_search_table(tmp_path):
     text = tables.render_markdown(tables.table_search(inp), "mini")
     _, rows = md_rows(text)
     assert rows == [["guided", "+0.100", "+0.500"], ["random", "+0.200", "+0.200"]]
-    assert "1.00% of 100 s" in text
+    assert "99.0 s of training); its own overhead (fitting Φ, scoring) 1.00% of that" in text
     assert tables.fig_search(inp)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -544,3 +544,20 @@ def test_controls_table_compares_every_control_with_lora_at_budget(tree):
     assert ours["rslora_small"][3] == "+0.00%"
     assert sum(r[4] == "Δ vs LoRA [95% CI]" for r in rows) == len(ours) - 1
     assert (root / "tables" / "table_controls.tex").read_text().count("\\midrule") >= len(ours) - 1
+
+
+@pytest.mark.parametrize(
+    "shift, verdict",
+    [(+0.2, tables.NOT_REPRODUCED), (-0.3, tables.REPRODUCED), ("alternate", tables.INCONCLUSIVE)],
+)
+def test_perfmodel_claim_compares_the_same_folds(shift, verdict):
+    base = [1.0 + 0.1 * (i % 3) for i in range(15)]  # the folds differ a lot; the models' difference is what counts
+    if shift == "alternate":
+        trans = [b + (0.5 if i % 2 else -0.5) for i, b in enumerate(base)]
+    else:
+        trans = [b + shift + 0.01 * (i % 2) for i, b in enumerate(base)]
+    per_fold = {"transformer": trans, "rf": base} | {k: [b + 1 for b in base] for k in ("mlp", "lightgbm")}
+    m = {k: {"mse_kfold": v, "mse_kfold_mean": sum(v) / len(v)} for k, v in per_fold.items()}
+    evidence, got = tables._perfmodel_claim(m, {"folds": 5})
+    assert got == verdict, evidence
+    assert "transformer − rf (the best baseline) per fold" in evidence
