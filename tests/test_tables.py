@@ -15,6 +15,7 @@ import os
 import re
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -502,7 +503,8 @@ def test_claims_verdicts_follow_the_evidence(tree):
         "HyDRA surpasses full fine-tuning on some benchmarks",
         "The Transformer performance model beats MLP, LightGBM and RF",
     ]
-    assert all(r[3].strip("*").split(" (")[0] in ("reproduced", "not reproduced", "inconclusive") for r in rows)
+    verdicts = ("reproduced", "not reproduced", "inconclusive", "untestable here")
+    assert all(r[3].strip("*").split(" (")[0] in verdicts for r in rows)
     assert rows[8][3] == "**inconclusive**" and "no performance-model result" in rows[8][2]
     assert "HyDRA coarse vs reversed" in rows[5][2]  # fabricated results carry no samples: unclear, inconclusive
     # the probe's fabricated norms rise linearly over 30 layers, Q/K smallest and Up largest: both reproduced
@@ -561,3 +563,24 @@ def test_perfmodel_claim_compares_the_same_folds(shift, verdict):
     evidence, got = tables._perfmodel_claim(m, {"folds": 5})
     assert got == verdict, evidence
     assert "transformer − rf (the best baseline) per fold" in evidence
+
+
+def _run(name: str, seeds: int, value: float = 1.0) -> tables.RunResult:
+    head = dict.fromkeys(["mme", "gqa"], value)
+    reps = [tables.RunResult(f"{name}_s{k}", "ok", head) for k in range(seeds - 1)]
+    return tables.RunResult(name, "ok", head, replicates=reps)
+
+
+def test_claims_count_a_star_only_when_both_runs_have_several_seeds(monkeypatch):
+    monkeypatch.setattr(tables, "compare", lambda a, b, bench: {"diff": 1.0, "low": 0.5, "high": 1.5})
+    assert tables._claim_sig(_run("a", 3), _run("b", 3), ["mme", "gqa"]) == (2, 0, 0, "")
+    better, worse, unclear, note = tables._claim_sig(_run("a", 3), _run("b", 1), ["mme", "gqa"])
+    assert (better, worse, unclear) == (0, 0, 2) and "2 starred, not counted: one training seed" in note
+
+
+def test_a_benchmark_every_run_scores_the_same_is_named_as_untestable():
+    inp = SimpleNamespace(results={"a": _run("a", 3), "b": _run("b", 1)}, benchmarks={"mme": "MME", "gqa": "GQA"})
+    assert tables._constant_benchmarks(inp, ["mme", "gqa"]) == {"mme": 1.0, "gqa": 1.0}
+    inp.results["c"] = tables.RunResult("c", "ok", {"mme": 1.0, "gqa": 2.0})
+    assert tables._constant_benchmarks(inp, ["mme", "gqa"]) == {"mme": 1.0}
+    assert "Every run scores the same on MME" in "\n".join(tables._habit_lines(inp, ["mme", "gqa"]))
