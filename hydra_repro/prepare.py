@@ -1061,28 +1061,59 @@ def check_llava_files(cfg: DataConfig, out: Path) -> None:
         )
 
 
+# The folders every profile's stages depend on (dvc.yaml); for `paper` they only say where the real inputs are.
+PAPER_PLACEHOLDERS = {
+    "images": "the images are user-provided, outside this folder: manifest.json paths.image_folder and "
+    "paths.pretrain_image_folder (prepare checked that every referenced image exists)",
+    "tokenizer": "the paper profile uses each hub LM's own tokenizer (profiles.paper.pretrain.init)",
+    "eval": "the paper profile evaluates on lmms-eval's own tasks and their hub datasets",
+    "tasks": "the paper profile evaluates on lmms-eval's own task YAMLs (hydra_repro.tasks.PAPER_TASK_DIRS)",
+}
+
+
+def image_first(record: Record) -> Record:
+    """MobileVLM's `preprocess_multimodal`: the first turn of a record with an image becomes "<image>\\n" + the
+    rest of its text, stripped, wherever the JSON put the image token (LLaVA-558K has it last in about half)."""
+    if record.image is None:
+        return record
+    (question, answer), *rest = record.turns
+    question = f"{DEFAULT_IMAGE_TOKEN}\n" + question.replace(DEFAULT_IMAGE_TOKEN, "").strip()
+    return dataclasses.replace(record, turns=((question, answer), *rest))
+
+
 def prepare_llava(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]:
-    """Check the LLaVA files (presence, record structure, referenced images exist) and write a manifest."""
+    """Check the LLaVA files (presence, record structure, referenced images exist); write them with the image first
+    (MobileVLM's rule) as pretrain.json / train.json, the placeholder folders the pipeline's stages depend on, and a
+    manifest naming the user's image folders."""
     check_llava_files(cfg, out)
     pre = load_records(cfg.pretrain_json, cfg.pretrain_images, check_images="exists")
     train = load_records(cfg.train_json, cfg.train_images, check_images="exists")
+    moved = {name: sum(image_first(r) != r for r in records) for name, records in (("pretrain", pre), ("train", train))}
     manifest = {
         "generated_by": f"hydra-repro prepare --profile {profile} (generated; do not edit)",
         "profile": profile,
         "seed": cfg.seed,
         "config": dataclasses.asdict(cfg),
         "paths": {
-            "pretrain": str(Path(cfg.pretrain_json).resolve()),
+            "pretrain": "pretrain.json",
             "pretrain_image_folder": str(Path(cfg.pretrain_images).resolve()),
-            "train": str(Path(cfg.train_json).resolve()),
+            "train": "train.json",
             "image_folder": str(Path(cfg.train_images).resolve()),
         },
+        "sources": {"pretrain": str(Path(cfg.pretrain_json).resolve()), "train": str(Path(cfg.train_json).resolve())},
         "files": {
             "pretrain": {"records": len(pre), "with_image": sum(r.image is not None for r in pre)},
             "train": {"records": len(train), "with_image": sum(r.image is not None for r in train)},
         },
+        "image_moved_first": moved,
     }
     with atomic_dir(out) as tmp:
+        atomic_write_json(tmp / "pretrain.json", [record_to_json(image_first(r)) for r in pre])
+        atomic_write_json(tmp / "train.json", [record_to_json(image_first(r)) for r in train])
+        atomic_write_json(tmp / "vision.json", [])  # no stage 0: the paper profile's tower is CLIP
+        for folder, why in PAPER_PLACEHOLDERS.items():
+            (tmp / folder).mkdir()
+            (tmp / folder / "README.txt").write_text(f"Paper profile: {why}.\n")
         atomic_write_json(tmp / "manifest.json", manifest)
     return manifest
 

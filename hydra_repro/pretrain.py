@@ -149,7 +149,9 @@ def pretrain(
     manifest_path = data_dir / "manifest.json"
     manifest = read_json(manifest_path, "data manifest (run `hydra-repro prepare` for this profile first)")
     paths = manifest.get("paths", {})
-    records = load_records(data_dir / paths.get("pretrain", "pretrain.json"), data_dir / paths.get("image_folder", ""))
+    # paper: LLaVA-558K's images are not 665K's (`pretrain_image_folder`); mini/smoke share one folder
+    images = data_dir / paths.get("pretrain_image_folder", paths.get("image_folder", ""))
+    records = load_records(data_dir / paths.get("pretrain", "pretrain.json"), images)
 
     torch.manual_seed(cfg.seed)
     if cfg.mode == "from_scratch":
@@ -191,7 +193,7 @@ def pretrain(
         records,
         tokenizer,
         lambda im: process_images([im], image_processor)[0],
-        data_dir / paths.get("image_folder", ""),
+        images,
         max_length=cfg.max_length,
         template=model_template(model.config),
     )

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from PIL import Image  # noqa: E402
 from hydra_repro import prepare as P  # noqa: E402
 from hydra_repro.data import V1, load_records, load_tokenizer, render  # noqa: E402
 from hydra_repro.errors import UserError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 SMOKE = {
     "train_shapes": 120,
@@ -383,9 +386,19 @@ def test_paper_profile_lists_every_missing_input_in_one_message(tmp_path, monkey
     )
     Path(data["train_json"]).write_text(json.dumps(instr))
     assert run_prepare(params) == 0
-    manifest = json.loads((tmp_path / "data" / "paper" / "manifest.json").read_text())
+    out = tmp_path / "data" / "paper"
+    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["files"]["train"] == {"records": 2, "with_image": 1}
     assert manifest["paths"]["image_folder"] == str(Path(data["train_images"]).resolve())
+    # MobileVLM's preprocess_multimodal: the image token moves to the front of the first turn; text-only untouched
+    assert manifest["image_moved_first"] == {"pretrain": 1, "train": 1}
+    train = json.loads((out / "train.json").read_text())
+    assert train[0]["conversations"][0]["value"] == "<image>\nRender a clear and concise summary of the photo."
+    assert train[1]["conversations"] == instr[1]["conversations"]
+    # every data/<profile>/... path a stage of dvc.yaml depends on exists for the paper profile too
+    deps = re.findall(r"- data/\$\{profile\}/([\w.]+)", (REPO / "dvc.yaml").read_text())
+    assert {"train.json", "pretrain.json", "vision.json", "images", "tokenizer", "eval", "tasks"} <= set(deps)
+    assert [d for d in sorted(set(deps)) if not (out / d).exists()] == []
 
     # a record pointing at a missing image is named, with the file and the record
     instr[0]["image"] = "gqa/images/nope.jpg"

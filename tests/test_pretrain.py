@@ -67,3 +67,19 @@ def test_projector_init_may_name_one_checkpoint_per_role():
         cfg.init_for("huge")
     with pytest.raises(UserError, match=r"pretrain.init: got .*expected a mapping"):
         PretrainConfig(mode="projector", init={"small": ""})
+
+
+def test_stage_i_reads_its_images_from_pretrain_image_folder(smoke_data, tmp_path):
+    """The paper profile's manifest names LLaVA-558K's image folder apart from 665K's (`image_folder`)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(smoke_data, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    shutil.move(data / manifest["paths"]["image_folder"], tmp_path / "pre_images")
+    (tmp_path / "instr_images").mkdir()  # stage II's folder: holds none of stage I's images
+    manifest["paths"] |= {"pretrain_image_folder": str(tmp_path / "pre_images"), "image_folder": "../instr_images"}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    cfg = PretrainConfig(steps=1, batch_size=4, log_every=1)
+    summary = pretrain(cfg, model_config_from_dict(TINY), data, tmp_path / "base", "smoke", "tiny")
+    assert summary["steps"] == 1
