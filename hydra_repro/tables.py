@@ -1504,13 +1504,15 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inco
 UNTESTABLE = "untestable here"
 
 
-def permutation_p(y: Sequence[float], n: int = 10000, seed: int = 0) -> float:
-    """Two-sided permutation p-value of Spearman's ρ(layer, y) = 0."""
+def permutation_p(y: Sequence[float], n: int = 1000, seed: int = 0) -> float:
+    """Two-sided permutation p-value of Spearman's ρ(layer, y) = 0 from `n` permutations (1,000: a standard error of
+    at most 0.016, 0.005 near p = 0.02). Layers are treated as exchangeable; neighbouring layers' norms correlate, so
+    the p-value is on the small side."""
     import numpy as np
 
     rho = spearman(y)
     rng = np.random.default_rng(seed)
-    null = [spearman(rng.permutation(list(y))) for _ in range(n // 10)]  # 1,000 permutations: enough for p >~ 0.01
+    null = [spearman(rng.permutation(list(y))) for _ in range(n)]
     return float(np.mean([abs(r) >= abs(rho) - 1e-12 for r in null]))
 
 
