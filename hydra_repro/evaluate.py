@@ -238,6 +238,21 @@ def summarize(raw: Mapping[str, Any], tasks: Mapping[str, str], mme_scope: str) 
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------------
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost error: tenacity's RetryError wraps the last attempt's, and `raise ... from` chains (implicit
+    contexts are not followed: they are often errors a library handled on the way)."""
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        last = getattr(error, "last_attempt", None)  # tenacity.RetryError
+        inner = last.exception() if last is not None and hasattr(last, "exception") else None
+        inner = inner or error.__cause__
+        if inner is None:
+            break
+        error = inner
+    return error
+
+
 def run_lmms_eval(
     lm: Any, task_names: Sequence[str], include_path: str | list[str], *, seed: int = 0, verbosity: str = "WARNING"
 ) -> dict[str, Any]:
@@ -267,7 +282,16 @@ def run_lmms_eval(
         except UserError:
             raise
         except Exception as e:  # lmms-eval raises anything from assertions to KeyErrors
-            raise EvaluationError(f"lmms-eval failed on tasks {list(task_names)}: {type(e).__name__}: {e}") from e
+            cause = root_cause(e)
+            hint = (
+                " (the paper profile's tasks load their datasets from the Hugging Face hub: it needs network "
+                "access and a login, `huggingface-cli login`, since lmms-eval's task YAMLs ask for a token)"
+                if any(w in type(cause).__name__ for w in ("Connection", "Offline", "Token", "HTTP"))
+                else ""
+            )
+            raise EvaluationError(
+                f"lmms-eval failed on tasks {list(task_names)}: {type(cause).__name__}: {cause}{hint}"
+            ) from e
     if not raw or "results" not in raw:
         raise EvaluationError(f"lmms-eval returned no results for tasks {list(task_names)}")
     return raw

@@ -915,7 +915,10 @@ def load_model(
 
 
 # Keys of a plain causal-LM config.json that do not describe the architecture
-_LM_META_KEYS = ("model_type", "transformers_version", "torch_dtype", "dtype", "architectures", "quantization_config")
+_LM_META_KEYS = (
+    "model_type", "transformers_version", "torch_dtype", "dtype", "architectures", "quantization_config",
+    "_name_or_path",  # a hub id here would make PEFT look the base model up on the hub when saving an adapter
+)  # fmt: skip
 
 
 def assemble_model(
@@ -977,6 +980,8 @@ def assemble_model(
     if (vision_dir / "preprocessor_config.json").is_file():
         model.image_processor = CLIPImageProcessor.from_pretrained(str(vision_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(lm_dir)) if (lm_dir / "tokenizer_config.json").is_file() else None
+    if tokenizer is not None and tokenizer.pad_token is None:  # MobileLLaMA: none; MobileVLM's v1 recipe pads with unk
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     model.eval().set_vision_tower_trainable(False)
     return LoadedModel(model, tokenizer, model.image_processor)
 

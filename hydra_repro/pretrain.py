@@ -103,6 +103,18 @@ def model_section(profile_section: dict[str, Any], model_name: str, where: str) 
     return models[model_name]
 
 
+def recorded_tower(vision_dir: Path) -> Path:
+    """The CLIP directory behind `vision_dir`: itself when it holds a checkpoint, else the `path` that
+    `pretrain-vision` recorded in `vision_pretrain.json` (paper profile: the hub's CLIP is recorded, not copied)."""
+    record = vision_dir / "vision_pretrain.json"
+    if (vision_dir / "config.json").is_file() or not record.is_file():
+        return vision_dir
+    path = read_json(record, "stage-0 record").get("path")
+    if not isinstance(path, str):
+        raise UserError(f"{record}: key 'path' is {path!r}; expected the CLIP directory `pretrain-vision` recorded")
+    return Path(path)
+
+
 def load_pretrained_tower(model: Any, vision_dir: Path) -> dict[str, Any]:
     """Copy the stage-0 tower in `vision_dir` (a CLIP directory) into `model` and freeze it; returns its summary."""
     from transformers import CLIPVisionModel
@@ -171,6 +183,7 @@ def pretrain(
             model.set_vision_tower_trainable(True)
     else:  # MobileVLM stage I: only the projector learns
         init, tower_dir = Path(cfg.init), vision_dir or cfg.vision_tower_path or None
+        tower_dir = recorded_tower(Path(tower_dir)) if tower_dir is not None else None
         if _is_plain_lm(init):  # MobileLLaMA / SmolLM2: the VLM is assembled here, the projector starts fresh
             if tower_dir is None:
                 raise UserError(

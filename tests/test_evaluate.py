@@ -145,3 +145,20 @@ def test_lazy_evaluate_stand_in_does_not_import_on_probes(ev) -> None:
     lazy = ev._LazyModule("some_heavy_module")
     with pytest.raises(AttributeError):
         lazy.__path__  # noqa: B018
+
+
+def test_a_hub_download_failure_names_its_root_cause(ev) -> None:
+    import tenacity
+
+    @tenacity.retry(stop=tenacity.stop_after_attempt(2), wait=tenacity.wait_none())
+    def load() -> None:
+        raise ConnectionError("lmms-lab/MME: offline")
+
+    with pytest.raises(tenacity.RetryError) as retried:
+        load()
+    cause = ev.root_cause(retried.value)
+    assert isinstance(cause, ConnectionError) and "lmms-lab/MME" in str(cause)
+    try:
+        raise RuntimeError("outer") from KeyError("inner")
+    except RuntimeError as e:
+        assert isinstance(ev.root_cause(e), KeyError)

@@ -170,3 +170,27 @@ def test_the_converted_smollm2_answers_sensibly():
     assert model.config.num_hidden_layers == 30 and model.config.num_key_value_heads == 3
     answer = smol.greedy_answer(model, tokenizer, "What is the capital of France?")
     assert "Paris" in answer, answer
+
+
+def test_a_hub_lm_without_pad_token_and_a_recorded_clip(stand_in_lm, tower, tmp_path):
+    """MobileLLaMA's hub layout: no pad token (MobileVLM pads with unk), a hub id in config.json that must not reach
+    the VLM (PEFT would look it up on the hub), and the paper profile's stage 0 that records CLIP's path."""
+    import shutil
+
+    from hydra_repro.pretrain import recorded_tower
+
+    lm = tmp_path / "hub_lm"
+    shutil.copytree(stand_in_lm, lm)
+    config = json.loads((lm / "config.json").read_text())
+    (lm / "config.json").write_text(json.dumps({**config, "_name_or_path": "mtgv/MobileLLaMA-1.4B-Chat"}))
+    tok = json.loads((lm / "tokenizer_config.json").read_text())
+    tok.pop("pad_token", None)
+    (lm / "tokenizer_config.json").write_text(json.dumps(tok))
+    record = tmp_path / "vision"
+    record.mkdir()
+    (record / "vision_pretrain.json").write_text(json.dumps({"mode": "pretrained", "path": str(tower)}))
+    assert recorded_tower(record) == tower and recorded_tower(tower) == tower
+    loaded = assemble_model(lm, recorded_tower(record))
+    assert loaded.tokenizer.pad_token is not None
+    assert loaded.tokenizer.pad_token in (loaded.tokenizer.unk_token, loaded.tokenizer.eos_token)
+    assert loaded.model.config._name_or_path != "mtgv/MobileLLaMA-1.4B-Chat"
