@@ -1261,12 +1261,17 @@ CONTROL_WHAT = {
 }
 
 
+def _layer_totals(plan: dict[str, Any] | None) -> list[int] | None:
+    """Each layer's total rank over its projections in a schedule plan (None without a schedule)."""
+    layers = ((plan or {}).get("schedule") or {}).get("layers")
+    return [sum(layer.values()) for layer in layers] if layers else None
+
+
 def _depth_trend(plan: dict[str, Any] | None) -> str | None:
     """'ρ = -0.62, most at layer 1 of 24' for a schedule plan's per-layer total rank (None without a schedule)."""
-    layers = ((plan or {}).get("schedule") or {}).get("layers")
-    if not layers:
+    totals = _layer_totals(plan)
+    if totals is None:
         return None
-    totals = [sum(layer.values()) for layer in layers]
     return f"ρ = {spearman(totals):+.2f}, most at layer {1 + totals.index(max(totals))} of {len(totals)}"
 
 
@@ -1304,8 +1309,8 @@ def _perfmodel_claim(m: dict[str, Any], split: dict[str, Any]) -> tuple[str, str
 
 def _depth_rho(plan: dict[str, Any] | None) -> float | None:
     """Spearman ρ of layer index and the layer's total rank in a schedule plan (None without a schedule)."""
-    layers = ((plan or {}).get("schedule") or {}).get("layers")
-    return spearman([sum(layer.values()) for layer in layers]) if layers else None
+    totals = _layer_totals(plan)
+    return None if totals is None else spearman(totals)
 
 
 def _realized_params(inp: Inputs, run: str) -> int | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_pipeline_e2e import REPO, tracked_files
+from tests.test_pipeline_e2e import copy_tracked, git_commit_all
 
 pytestmark = pytest.mark.slow
 
@@ -92,11 +91,7 @@ def _stand_ins(root: Path) -> None:
 @pytest.fixture(scope="module")
 def paper_repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("paper") / "repo"
-    for rel in tracked_files():
-        dst = root / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, dst)
-    (root / "dvc.lock").unlink(missing_ok=True)
+    copy_tracked(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["profile"] = "paper"
     paper = params["profiles"]["paper"]
@@ -108,9 +103,7 @@ def paper_repo(tmp_path_factory) -> Path:
     _stand_ins(root)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):  # fmt: skip
-        subprocess.run(cmd, cwd=root, check=True, env=env)
+    git_commit_all(root, env)
     out = subprocess.run(["dvc", "repro", "train@lora_small", "train@hydra_coarse_small"], cwd=root, env=env,
                          capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]

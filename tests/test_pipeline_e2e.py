@@ -22,28 +22,37 @@ def tracked_files() -> list[str]:
     return [f for f in out.stdout.split("\0") if f and (REPO / f).exists()]
 
 
-@pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory) -> Path:
-    """A copy of the tracked files with its own git repository, the smoke profile selected, the pipeline run."""
-    root = tmp_path_factory.mktemp("e2e") / "repo"
+def copy_tracked(root: Path) -> None:
+    """The repository's tracked files under `root`, without the committed (mini) dvc.lock."""
     for rel in tracked_files():
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dst)
-    for stale in ("dvc.lock",):  # the committed lock is for the mini profile; start clean
-        (root / stale).unlink(missing_ok=True)
-    for generated in (root / "tables").glob("table_*"):
-        generated.unlink()
-    params = root / "params.yaml"
-    params.write_text(re.sub(r"(?m)^profile: \w+", "profile: smoke", params.read_text()))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    (root / "dvc.lock").unlink(missing_ok=True)
+
+
+def git_commit_all(root: Path, env: dict[str, str]) -> None:
+    """Make `root` its own git repository with everything committed (DVC needs one)."""
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
     ):
         subprocess.run(cmd, cwd=root, check=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory) -> Path:
+    """A copy of the tracked files with its own git repository, the smoke profile selected, the pipeline run."""
+    root = tmp_path_factory.mktemp("e2e") / "repo"
+    copy_tracked(root)
+    for generated in (root / "tables").glob("table_*"):
+        generated.unlink()
+    params = root / "params.yaml"
+    params.write_text(re.sub(r"(?m)^profile: \w+", "profile: smoke", params.read_text()))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    git_commit_all(root, env)
     out = subprocess.run(["hydra-repro", "repro", "--jobs", "2"], cwd=root, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return root
