@@ -39,7 +39,14 @@ from hydra_repro.config import PROFILES
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_write_json
 from hydra_repro.provenance import provenance
-from hydra_repro.tasks import BENCHMARKS, MINI_TASKS, PAPER_TASK_DIRS, PAPER_TASKS, lmms_eval_tasks_dir
+from hydra_repro.tasks import (
+    BENCHMARKS,
+    MINI_TASKS,
+    PAPER_TASK_DIRS,
+    PAPER_TASKS,
+    lmms_eval_tasks_dir,
+    resolve_task_yamls,
+)
 
 PROFILES_WITH_MINI_TASKS = ("mini", "smoke", "smol")
 UNITS = {
@@ -327,11 +334,12 @@ def evaluate_runs(
     check_run_dirs(run_dirs)
     mini = profile in PROFILES_WITH_MINI_TASKS
     tmap = dict(task_map) if task_map is not None else resolve_tasks(profile, tasks)
+    resolved = tempfile.TemporaryDirectory(prefix="hydra-repro-tasks-")  # concrete task YAMLs, this call only
     if include_path is None:
         if mini:
             data_dir = Path(data_dir or Path("data") / profile)
             check_mini_inputs(data_dir / "tasks", data_dir / "eval", tmap)
-            include_path = str((data_dir / "tasks").resolve())
+            include_path = str(resolve_task_yamls(data_dir / "tasks", data_dir / "eval", Path(resolved.name)))
         else:
             include_path = [str(lmms_eval_tasks_dir() / d) for d in PAPER_TASK_DIRS]
     mme_scope = "all" if mini else "perception"
@@ -388,6 +396,7 @@ def evaluate_runs(
         path = Path(results_dir) / f"{result['run']}.json"
         atomic_write_json(path, result)
         written.append(path)
+    resolved.cleanup()
     return written
 
 

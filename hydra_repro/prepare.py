@@ -12,8 +12,9 @@ into numbers of 1-`max_digits` digits on 64x64 canvases. The output, written ato
       train.json          LLaVA format, stage II: a mixture of the six benchmark formats (665K-like)
       eval/<task>.parquet mini_mme, mini_mmbench, mini_gqa, mini_textvqa, mini_pope, mini_sqa_img (held-out split)
       tokenizer/          word-level tokenizer for the from-scratch LMs (save_pretrained)
-      tasks/              lmms-eval task YAMLs for the six sets (`--include_path data/<profile>/tasks`)
-      manifest.json       counts, seed, config, source package versions, file hashes
+      tasks/              lmms-eval task YAMLs for the six sets, portable: `evaluate` fills in the paths
+      manifest.json       counts, seed, config, file hashes
+    data/<profile>.provenance.json   source package versions, lock hash, commit, time (outside the hashed output)
 
 `paper` (`data.source: llava`) only checks the user-provided LLaVA-558K / LLaVA-665K files and writes a manifest
 pointing at them; anything missing is reported in one message saying where it is expected and where to get it.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import importlib.metadata
 import io
 import zlib
 from collections import Counter
@@ -50,6 +50,7 @@ from hydra_repro.data import (
 )
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, atomic_write_json
+from hydra_repro.provenance import versions, write_sidecar
 
 EVAL_TASKS = ("mini_mme", "mini_mmbench", "mini_gqa", "mini_textvqa", "mini_pope", "mini_sqa_img")
 # Training-format families of train.json: one per benchmark, plus easy-VQA's own questions (with negations).
@@ -882,9 +883,8 @@ def write_eval(path: Path, task: str, rows: list[dict[str, Any]]) -> None:
 # Profiles
 
 
-def _versions() -> dict[str, str]:
-    names = ("easy-vqa", "scikit-learn", "numpy", "pillow", "datasets", "tokenizers", "transformers")
-    return {n: importlib.metadata.version(n) for n in names}
+# the packages the mini data comes from or is written with; recorded beside data/<profile> (provenance sidecar)
+SOURCE_PACKAGES = ("easy-vqa", "scikit-learn", "numpy", "pillow", "datasets", "tokenizers", "transformers")
 
 
 def _sha256(path: Path) -> str:
@@ -978,7 +978,7 @@ def prepare_packages(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]
         for task, rows in evals.items():
             write_eval(tmp / "eval" / f"{task}.parquet", task, rows)
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
-        write_task_yamls(tmp / "tasks", out / "eval")  # absolute paths to the final location
+        write_task_yamls(tmp / "tasks")  # portable: paths are filled in at evaluation time
         files: dict[str, Any] = {
             "pretrain.json": {"records": len(pretrain), "turns": sum(pre_formats.values()), "formats": pre_formats},
             "train.json": {"records": len(train), "turns": sum(train_formats.values()), "formats": train_formats},
@@ -993,7 +993,6 @@ def prepare_packages(cfg: DataConfig, out: Path, profile: str) -> dict[str, Any]
             "profile": profile,
             "seed": cfg.seed,
             "config": dataclasses.asdict(cfg),
-            "sources": _versions(),
             "images": {
                 "train_shapes": len(train_shapes),
                 "train_digit_canvases": len(train_digits),
@@ -1122,8 +1121,11 @@ def prepare(cfg: DataConfig, out: str | Path, profile: str) -> dict[str, Any]:
     """Build (packages) or check (llava) the data of one profile into `out`; returns the manifest."""
     out = Path(out)
     if cfg.source == "llava":
-        return prepare_llava(cfg, out, profile)
-    return prepare_packages(cfg, out, profile)
+        manifest = prepare_llava(cfg, out, profile)
+    else:
+        manifest = prepare_packages(cfg, out, profile)
+    write_sidecar(out, profile=profile, sources=versions(SOURCE_PACKAGES))
+    return manifest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

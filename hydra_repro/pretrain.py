@@ -8,8 +8,8 @@
   on LLaVA-558K; the LM starts from the MobileLLaMA checkpoint given as `init`.
 
 A plain loop (AdamW, cosine with warmup, gradient clipping), readable top to bottom. The output directory is
-MobileVLM's checkpoint layout plus `pretrain_log.jsonl` and `pretrain.json` (settings, losses, timing, provenance),
-published atomically at the end.
+MobileVLM's checkpoint layout plus `pretrain_log.jsonl` and `pretrain.json` (settings, losses), published
+atomically at the end; timing and provenance go beside it, in `<out>.provenance.json`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json
+from hydra_repro.provenance import write_sidecar
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,6 @@ def pretrain(
     from hydra_repro.data import DataCollator, LlavaDataset, load_records, load_tokenizer, model_template
     from hydra_repro.microbatch import grouped_loss
     from hydra_repro.modeling import assemble_model, build_model, load_model, process_images
-    from hydra_repro.provenance import provenance
-
     torch.set_num_threads(cfg.num_threads)
     data_dir = Path(data_dir)
     manifest_path = data_dir / "manifest.json"
@@ -247,7 +246,6 @@ def pretrain(
                     "step": step,
                     "loss": sum(window) / len(window),
                     "lr": lr_at(step - 1, cfg),
-                    "elapsed_s": round(time.time() - start, 1),
                 }
                 log.append(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.3f}")
@@ -265,17 +263,16 @@ def pretrain(
         "records": len(dataset),
         "steps": cfg.steps,
         "final_loss": log[-1]["loss"] if log else None,
-        "wall_time_s": round(wall, 1),
-        "s_per_step": round(wall / max(1, cfg.steps), 3),
         "trainable_params": sum(p.numel() for p in params),
         "vision_tower": tower,
-        "provenance": provenance(seed=cfg.seed, profile=profile),
     }
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, tokenizer=tokenizer)
         (tmp / "pretrain_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log), encoding="utf-8")
         (tmp / "pretrain.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+    timing = {"wall_time_s": round(wall, 1), "s_per_step": round(wall / max(1, cfg.steps), 3)}
+    write_sidecar(out, seed=cfg.seed, profile=profile, **timing)
+    return summary | timing
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -10,7 +10,8 @@ classify the attributes in `vision.json` (colour, shape, size, position; digit c
 images are used; `holdout` of them are kept out to report per-head accuracy, the "does the tower see" check.
 
 - `train` (mini, smoke): writes a CLIP checkpoint directory (`config.json`, `model.safetensors`,
-  `preprocessor_config.json`) in the hub layout, plus `vision_pretrain.json` (settings, accuracies, timing).
+  `preprocessor_config.json`) in the hub layout, plus `vision_pretrain.json` (settings, accuracies); timing and
+  provenance go beside it, in `<out>.provenance.json`, so the tower hashes the same on any machine.
 - `pretrained` (paper): nothing to train; records the local CLIP directory given as `path` after checking it exists.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json
+from hydra_repro.provenance import write_sidecar
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,6 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         make_image_processor,
         process_images,
     )
-    from hydra_repro.provenance import provenance
-
     torch.set_num_threads(cfg.num_threads)
     heads, records = load_vision_labels(Path(data_dir))
     if len(records) - cfg.holdout < cfg.batch_size:
@@ -190,8 +190,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         optimizer.zero_grad(set_to_none=True)
         window.append(loss.item())
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            elapsed = round(time.time() - start, 1)
-            log.append({"step": step + 1, "loss": sum(window) / len(window), "elapsed_s": elapsed})
+            log.append({"step": step + 1, "loss": sum(window) / len(window)})
             window = []
     wall = time.time() - start
     held_acc = accuracy() if len(held) else {}
@@ -206,9 +205,6 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         "held_out_images": len(held),
         "held_out_accuracy": held_acc,
         "final_loss": log[-1]["loss"] if log else None,
-        "wall_time_s": round(wall, 1),
-        "s_per_step": round(wall / cfg.steps, 4),
-        "provenance": provenance(seed=cfg.seed, profile=profile),
     }
     with atomic_dir(out) as tmp:
         clip: CLIPVisionModel = tower.clip
@@ -216,21 +212,21 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         processor.save_pretrained(tmp)
         (tmp / "vision_pretrain_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log), encoding="utf-8")
         (tmp / "vision_pretrain.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+    timing = {"wall_time_s": round(wall, 1), "s_per_step": round(wall / cfg.steps, 4)}
+    write_sidecar(out, seed=cfg.seed, profile=profile, **timing)
+    return summary | timing
 
 
 def record_pretrained(cfg: VisionPretrainConfig, out: Path, profile: str) -> dict[str, Any]:
     """Paper profile: check the local CLIP directory and record it (nothing is trained)."""
     from hydra_repro.modeling import PAPER_VISION_TOWER, _download_hint
-    from hydra_repro.provenance import provenance
-
     path = Path(cfg.path)
     if not (path / "config.json").is_file():
         raise UserError(f"pretrain_vision.path: {path} has no config.json; {_download_hint(PAPER_VISION_TOWER)}")
     summary = {"profile": profile, "mode": cfg.mode, "path": str(path.resolve())}
-    summary["provenance"] = provenance(profile=profile)
     with atomic_dir(out) as tmp:
         (tmp / "vision_pretrain.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_sidecar(out, profile=profile)
     return summary
 
 

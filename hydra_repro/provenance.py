@@ -1,15 +1,24 @@
-"""Provenance recorded in every result file: package versions, git commit and dirty flag, hardware, seed, profile."""
+"""Provenance of every result: package versions, the lock's hash, git commit and dirty flag, hardware, time.
+
+Outputs that later stages read (data, models, adapters) must hash the same on any machine, so the stages that
+write them keep this volatile record beside the output, in `<output>.provenance.json` (`write_sidecar`), never
+inside it. Result files that only the tables read carry it inline (`provenance()`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "transformers", "peft", "lmms_eval", "numpy", "hydra-repro")
+# the locked environment every command installs from (scripts/lock regenerates it)
+LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.lock"
 
 
 def _git(*args: str) -> str | None:
@@ -20,11 +29,20 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed versions of `names` (None where a package is absent)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def lock_sha256(path: Path = LOCK_FILE) -> str | None:
+    """sha256 of the lock file, or None when the package runs outside a checkout (no lock beside it)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def hardware() -> dict[str, Any]:
@@ -42,10 +60,11 @@ def hardware() -> dict[str, Any]:
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
-    """A dict for result files; `extra` (seed, profile, ...) is merged in."""
+    """A dict for result files; `extra` (seed, profile, timings, ...) is merged in."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "packages": {name: _version(name) for name in PACKAGES},
+        "packages": versions(),
+        "lock_sha256": lock_sha256(),
         "python": platform.python_version(),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
@@ -53,3 +72,18 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
+
+
+def sidecar_path(output: str | os.PathLike) -> Path:
+    """Where the provenance of `output` (a file or folder) is kept: a sibling, outside the hashed output."""
+    output = Path(output)
+    return output.with_name(output.name + ".provenance.json")
+
+
+def write_sidecar(output: str | os.PathLike, **extra: Any) -> Path:
+    """Write `provenance(**extra)` to `sidecar_path(output)` atomically; returns that path."""
+    from hydra_repro.io import atomic_write_json
+
+    path = sidecar_path(output)
+    atomic_write_json(path, provenance(**extra))
+    return path

@@ -121,6 +121,37 @@ def run_graph(
     return done
 
 
+def stale_stages(graph: dict[str, set[str]], changed: set[str]) -> list[str]:
+    """The stages that would run: those DVC reports changed and everything downstream, in an order DVC could run."""
+    stale = set(changed)
+    grew = True
+    while grew:
+        grew = False
+        for name, deps in graph.items():
+            if name not in stale and deps & stale:
+                stale.add(name)
+                grew = True
+    order: list[str] = []
+    while len(order) < len(stale):
+        order += sorted(n for n in stale if n not in order and graph[n] <= set(order) | (graph.keys() - stale))
+    return order
+
+
+def dry_run(root: Path, graph: dict[str, set[str]]) -> list[str]:
+    """What `dvc repro` would run, from `dvc status`. `dvc repro --dry` itself (DVC 3.67) stops at the first stage
+    whose dependency is not built yet, so it cannot preview a fresh clone."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        changed = {name for name in repo.status() if name in graph}
+        commands = {s.addressing: s.cmd for s in repo.index.stages}
+    order = stale_stages(graph, changed)
+    for name in order:
+        print(f"{name}: {' '.join(str(commands.get(name, '')).split())}")
+    print(f"{len(order)} of {len(graph)} stages would run")
+    return order
+
+
 def _log(stage: str) -> Path:
     return LOG_DIR / f"{stage.replace('/', '_')}.log"
 
@@ -156,6 +187,7 @@ def usable_cores() -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
     p.add_argument("--jobs", default="auto", help="cores kept busy by stages (default: auto = usable cores)")
+    p.add_argument("--dry", action="store_true", help="print the stages that would run, with their commands")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
         cores = [cores[i % len(cores)] for i in range(jobs)]  # more stages than cores: share them round-robin
     graph, stage_cores = stage_graph(Path.cwd())
     graph = restrict(graph, args.targets)
+    if args.dry:
+        dry_run(Path.cwd(), graph)
+        return 0
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     start, skipped = time.time(), set()
 

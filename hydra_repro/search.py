@@ -50,6 +50,7 @@ from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import DegenerateDataError, UserError
 from hydra_repro.io import atomic_write_json, read_json
 from hydra_repro.perfmodel import BENCHMARKS, PerfModelConfig, collect_points
+from hydra_repro.provenance import sidecar_path
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,9 @@ def search(
     def evaluate(c: dict, arm: str, round_: int | None) -> dict:
         key = schedule_key(cfg.role, c["ranks"], trainer.seed)
         scores = trainer.scores(key, c["ranks"])
-        run = trainer.runs_dir / key / "run.json"  # the training's own wall time, also when it came from the cache
-        train_s = (read_json(run, "search run").get("wall_time_s") or 0.0) if run.is_file() else 0.0
+        # the training's own wall time, also when it came from the cache
+        record = sidecar_path(trainer.runs_dir / key)
+        train_s = (read_json(record, "search run's provenance").get("wall_time_s") or 0.0) if record.is_file() else 0.0
         point = {"run": f"search_{key}", "key": key, "role": cfg.role, "arm": arm, "round": round_, "train_s": train_s}
         point |= {"candidate": c["name"], "setting": c["setting"], "ranks": c["ranks"], "r_standard": r_standard}
         return point | {"scores": scores, "objective": objective(scores)}

@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import json
 import math
 import re
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -1800,6 +1802,18 @@ def readme(inp: Inputs, tables: Sequence[Table]) -> str:
     return "\n".join(out)
 
 
+def metrics(inp: Inputs) -> str:
+    """`metrics.json` for `dvc metrics show` / `dvc exp show`: each trained run's headline per benchmark (the mean over
+    its training seeds), rounded as the tables print them."""
+    runs = {}
+    for name, result in sorted(inp.results.items()):
+        if result.headline is None:
+            continue
+        runs[name] = {b: round(statistics.fmean(result.seed_values(b)), 2) for b in inp.benchmarks}
+    generated = f"dvc repro ({COMMAND} --profile {inp.profile}); do not edit"
+    return json.dumps({"generated_by": generated, "profile": inp.profile, "runs": runs}, indent=2) + "\n"
+
+
 def render_all(inp: Inputs) -> dict[str, str | bytes]:
     """File name -> content of every output, built in memory (nothing is written)."""
     tables = [build(inp) for build in TABLES]
@@ -1811,6 +1825,7 @@ def render_all(inp: Inputs) -> dict[str, str | bytes]:
     out["fig_6.png"] = fig_6(inp)
     out["fig_search.png"] = fig_search(inp)
     out["claims.md"] = claims(inp)
+    out["metrics.json"] = metrics(inp)
     out["README.md"] = readme(inp, tables)
     return out
 

@@ -20,7 +20,7 @@ base weights on resume. The vision tower stays frozen in every method.
 A published run directory (everything needed besides the base model, whose path and config hash run.json records):
 
     runs/<run>/
-      run.json                 method, base model, schedule, config, seed, provenance, wall time, final train loss
+      run.json                 method, base model, schedule, config, seed, precision, final train loss
       ranks.json               planned and realized rank of every module; LoRA parameters vs formula and budget C
       train_log.jsonl          one line per logging step (loss, learning rate, grad norm) + the final summary
       schedule.json            the ranks trained (lora, schedule, adalora's initial ranks)
@@ -28,6 +28,8 @@ A published run directory (everything needed besides the base model, whose path 
       mm_projector.safetensors the trained projector alone (MobileVLM's `mm_projector.bin` counterpart)
       config.json, model.safetensors   full fine-tuning only: the whole model in MobileVLM's layout
       tokenizer files, preprocessor_config.json
+    runs/<run>.provenance.json versions, lock hash, commit, hardware, wall time: outside the run, so that the run
+                               hashes the same on any machine
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ PROJECTOR = "mm_projector"  # module name suffix of the LDP projector (modules_t
 RUN_FILE = "run.json"
 RANKS_FILE = "ranks.json"
 LOG_FILE = "train_log.jsonl"
+VOLATILE_LOG_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 ADAPTER_DIR = "adapter"
 PROJECTOR_FILE = "mm_projector.safetensors"
 PEFT_PREFIX = "base_model.model."  # PeftModel's prefix in front of the base model's module names
@@ -626,7 +629,7 @@ def train_run(
     """
     from hydra_repro.data import load_tokenizer, model_template
     from hydra_repro.modeling import load_model
-    from hydra_repro.provenance import provenance
+    from hydra_repro.provenance import write_sidecar
 
     start = time.time()
     base, out = Path(base), Path(out)
@@ -682,7 +685,8 @@ def train_run(
     if not trainer.is_world_process_zero():
         return out
 
-    log = [dict(row) for row in trainer.state.log_history]
+    # Trainer's timings stay out of the run, which must hash the same on any machine (they go to the sidecar)
+    log = [{k: v for k, v in row.items() if k not in VOLATILE_LOG_KEYS} for row in trainer.state.log_history]
     losses = [row["loss"] for row in log if "loss" in row]
     if cfg.method == "adalora":
         final = effective_ranks(model)
@@ -712,11 +716,12 @@ def train_run(
         "resumed_from": checkpoint.name if checkpoint else None,
         "final_train_loss": losses[-1] if losses else None,
         "mean_train_loss": result.training_loss,
-        "wall_time_s": round(time.time() - start, 3),  # this invocation (a resumed run counts from the resume)
         "trainable_params": ranks["params"],
-        "provenance": provenance(seed=cfg.seed, profile=profile, precision="bf16" if args.bf16 else "fp32"),
+        "precision": "bf16" if args.bf16 else "fp32",
     }
     _publish(model, cfg, out, work, tokenizer, loaded.image_processor, run, ranks, log, schedule)
+    # this invocation's wall time (a resumed run counts from the resume)
+    write_sidecar(out, seed=cfg.seed, profile=profile, wall_time_s=round(time.time() - start, 3))
     return out
 
 

@@ -25,6 +25,8 @@ from PIL import Image  # noqa: E402
 from hydra_repro import prepare as P  # noqa: E402
 from hydra_repro.data import V1, load_records, load_tokenizer, render  # noqa: E402
 from hydra_repro.errors import UserError  # noqa: E402
+from hydra_repro.provenance import sidecar_path  # noqa: E402
+from hydra_repro.tasks import resolve_task_yamls  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,7 +102,8 @@ def pixels_hash(png: bytes | Path) -> str:
 def test_smoke_build_writes_the_layout_and_a_manifest(smoke):
     manifest = json.loads((smoke / "manifest.json").read_text())
     assert manifest["profile"] == "smoke" and manifest["seed"] == 0
-    assert set(manifest["sources"]) >= {"easy-vqa", "scikit-learn"}
+    assert "sources" not in manifest  # versions are volatile: they live beside the output, not in it
+    assert set(json.loads(sidecar_path(smoke).read_text())["sources"]) >= {"easy-vqa", "scikit-learn"}
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((smoke / name).read_bytes()).hexdigest() == entry["sha256"], name
     pre = load_records(smoke / "pretrain.json", smoke / "images")  # validates, opening every image
@@ -119,21 +122,23 @@ def test_smoke_build_writes_the_layout_and_a_manifest(smoke):
     assert manifest["files"]["vision.json"]["records"] == n_images
 
 
-def test_prepare_is_deterministic(smoke, tmp_path):
+def test_prepare_is_deterministic_and_independent_of_its_path(smoke, tmp_path):
+    # byte-identical at another path: DVC's hash of data/<profile> is the same in any checkout
     params = write_params(tmp_path, {"smoke": {"data": SMOKE}})
-    assert run_prepare(params, tmp_path / "again") == 0
+    assert run_prepare(params, tmp_path / "elsewhere" / "again") == 0
+    again = tmp_path / "elsewhere" / "again"
     files = sorted(p.relative_to(smoke) for p in smoke.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     for f in files:
-        a, b = (smoke / f).read_bytes(), (tmp_path / "again" / f).read_bytes()
-        if f.parts[0] == "tasks":  # the task YAMLs hold the absolute path of their eval folder
-            b = b.replace(str((tmp_path / "again").resolve()).encode(), str(smoke.resolve()).encode())
-        assert a == b, f
+        assert (smoke / f).read_bytes() == (again / f).read_bytes(), f
 
 
-def test_task_yamls_point_at_the_eval_sets(smoke):
+def test_task_yamls_are_portable_and_resolve_to_the_eval_sets(smoke, tmp_path):
+    resolved = resolve_task_yamls(smoke / "tasks", smoke / "eval", tmp_path / "tasks")
     for task in P.EVAL_TASKS:
-        text = (smoke / "tasks" / f"{task}.yaml").read_text()
+        portable = (smoke / "tasks" / f"{task}.yaml").read_text()
+        assert "@EVAL_DIR@" in portable and str(smoke.resolve()) not in portable
+        text = (resolved / f"{task}.yaml").read_text()
         assert str((smoke / "eval" / f"{task}.parquet").resolve()) in text
 
 

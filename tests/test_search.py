@@ -11,6 +11,7 @@ from hydra_repro.allocation import ModelDims, budget_params, trainable_params
 from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import UserError
 from hydra_repro.perfmodel import BENCHMARKS, PerfModelConfig
+from hydra_repro.provenance import sidecar_path
 from hydra_repro.search import Objective, SearchConfig, Trainer, candidates, search
 
 LAYERS, R = 12, 8
@@ -47,7 +48,8 @@ def make_trainer(tmp_path, fail_on: int | None = None) -> Trainer:
         if fail_on is not None and calls["n"] == fail_on:
             raise RuntimeError("killed")
         run_dir.mkdir(parents=True)
-        (run_dir / "run.json").write_text(json.dumps({"ranks": ranks, "wall_time_s": 1.0}))
+        (run_dir / "run.json").write_text(json.dumps({"ranks": ranks}))
+        sidecar_path(run_dir).write_text(json.dumps({"wall_time_s": 1.0}))
 
     def eval_fn(run_dir, results_dir):
         results_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from hydra_repro import train as T
 from hydra_repro.allocation import budget_params
 from hydra_repro.errors import UserError
 from hydra_repro.modeling import PRESETS, build_model, lora_target_names
+from hydra_repro.provenance import sidecar_path
 from hydra_repro.schedule import Schedule
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
@@ -111,13 +112,16 @@ def adapter_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------------------------------------------
 def test_lora_run_published_and_loadable(fx, tmp_path):
     out = T.train_run(tiny_config(), fx["base"], fx["data"], fx["images"], tmp_path / "runs" / "lora")
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["lora"]  # work dir gone, nothing half-written
+    # work dir gone, nothing half-written; the provenance sidecar beside the run
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["lora", "lora.provenance.json"]
     names = {p.name for p in out.iterdir()}
     assert {T.RUN_FILE, T.RANKS_FILE, T.LOG_FILE, T.ADAPTER_DIR, T.PROJECTOR_FILE, "schedule.json"} <= names
     assert {"tokenizer.json", "preprocessor_config.json"} <= names
     run = json.loads((out / T.RUN_FILE).read_text())
     assert run["method"] == "lora" and run["seed"] == 42 and run["optimizer_steps"] == 4
-    assert run["final_train_loss"] is not None and run["provenance"]["packages"]["peft"]
+    assert run["final_train_loss"] is not None and "provenance" not in run and "wall_time_s" not in run
+    sidecar = json.loads(sidecar_path(out).read_text())  # volatile provenance stays outside the hashed run
+    assert sidecar["packages"]["peft"] and sidecar["wall_time_s"] > 0 and len(sidecar["lock_sha256"]) == 64
     log = [json.loads(line) for line in (out / T.LOG_FILE).read_text().splitlines()]
     assert [row["step"] for row in log if "loss" in row] == [1, 2, 3, 4]
 

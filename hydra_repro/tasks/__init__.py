@@ -2,12 +2,13 @@
 
 The mini tasks (`mini_mme`, `mini_mmbench`, `mini_gqa`, `mini_textvqa`, `mini_pope`, `mini_sqa_img`) are
 lmms-eval's real tasks with only the data swapped: each template here `include`s the real task's YAML and
-points it at a local parquet file. `prepare` writes the concrete YAMLs:
+points it at a local parquet file. `prepare` writes them portable (placeholders for the paths, so that
+`data/<profile>` hashes the same in any checkout); `evaluate` fills the paths in, in a temporary folder:
 
-    from hydra_repro.tasks import write_task_yamls
-    write_task_yamls(Path("data/mini/tasks"), Path("data/mini/eval"))
+    from hydra_repro.tasks import resolve_task_yamls
+    resolve_task_yamls(Path("data/mini/tasks"), Path("data/mini/eval"), Path("/tmp/mini_tasks"))
     # then: python -m lmms_eval --model hydra_vlm --model_args pretrained=runs/<run> \
-    #           --tasks mini_pope --include_path data/mini/tasks
+    #           --tasks mini_pope --include_path /tmp/mini_tasks
 
 This module does not import lmms-eval (its import costs seconds); it only locates its task folder.
 """
@@ -60,24 +61,35 @@ def benchmark_of(task: str) -> str:
     raise UserError(f"task {task!r}: unknown task name; expected one of {known}")
 
 
-def write_task_yamls(task_dir: Path, eval_dir: Path) -> list[Path]:
-    """Write the six concrete mini task YAMLs (absolute paths) and `utils.py` into `task_dir`.
+def write_task_yamls(task_dir: Path, eval_dir: Path | None = None, source: Path = TEMPLATE_DIR) -> list[Path]:
+    """Write the six mini task YAMLs and `utils.py` into `task_dir`.
 
     Args:
-        task_dir: output folder, e.g. `data/mini/tasks`; pass it to lmms-eval as `--include_path`.
-        eval_dir: folder holding `<task>.parquet` for each mini task (need not exist yet).
+        task_dir: output folder, e.g. `data/mini/tasks`.
+        eval_dir: folder holding `<task>.parquet` for each mini task (need not exist yet). Given, the YAMLs are
+            concrete (absolute paths: pass `task_dir` to lmms-eval as `--include_path`); None keeps the
+            placeholders, so that the folder hashes the same wherever the checkout and the venv are, and
+            `resolve_task_yamls` fills them in at evaluation time.
+        source: where the YAMLs come from: the package's templates, or a portable folder written earlier.
 
     Returns:
         The written YAML paths.
     """
-    task_dir, eval_dir = Path(task_dir), Path(eval_dir).resolve()
-    lmms_tasks = lmms_eval_tasks_dir()
+    task_dir = Path(task_dir)
     written = []
     for task in MINI_TASKS.values():
-        text = (TEMPLATE_DIR / f"{task}.yaml").read_text(encoding="utf-8")
-        text = text.replace("@LMMS_EVAL_TASKS@", str(lmms_tasks)).replace("@EVAL_DIR@", str(eval_dir))
+        text = (Path(source) / f"{task}.yaml").read_text(encoding="utf-8").removeprefix(GENERATED_HEADER)
+        if eval_dir is not None:
+            text = text.replace("@LMMS_EVAL_TASKS@", str(lmms_eval_tasks_dir()))
+            text = text.replace("@EVAL_DIR@", str(Path(eval_dir).resolve()))
         path = task_dir / f"{task}.yaml"
         atomic_write_text(path, GENERATED_HEADER + text)
         written.append(path)
-    shutil.copyfile(TEMPLATE_DIR / "utils.py", task_dir / "utils.py")
+    shutil.copyfile(Path(source) / "utils.py", task_dir / "utils.py")
     return written
+
+
+def resolve_task_yamls(task_dir: Path, eval_dir: Path, out_dir: Path) -> Path:
+    """Concrete copies of the portable YAMLs in `task_dir` (from `prepare`) in `out_dir`, for `--include_path`."""
+    write_task_yamls(out_dir, eval_dir, source=task_dir)
+    return out_dir
