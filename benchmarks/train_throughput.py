@@ -29,8 +29,9 @@ import time
 import torch
 
 from hydra_repro import train as T
+from hydra_repro.config.model import PRESETS
 from hydra_repro.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
-from hydra_repro.modeling import PRESETS, build_model
+from hydra_repro.modeling import build_model
 from hydra_repro.schedule import Schedule
 
 BATCH, TEXT_TOKENS = 16, 48

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r-standard", type=int, help="rank of standard LoRA (sets the budget)")
     p.add_argument("--delta-d", type=int, help="rank step between stages (Δd)")
     p.add_argument("--registry", type=Path, help="registry mode: experiments/runs.yaml")
-    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="registry mode")
+    p.add_argument("--params", type=Path, help="registry mode (default: params.yaml)")
     p.add_argument("--profile", help="registry mode: overrides params.yaml's profile")
     p.add_argument("--models-dir", type=Path, help="registry mode: default models/<profile>")
     p.add_argument("--grad-norms-dir", type=Path, help="registry mode: default results/<profile>/gradnorm")
@@ -115,8 +115,16 @@ def run_registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def validation_target(args: argparse.Namespace) -> tuple[Path, str | None, Path] | None:
+    """Registry mode reads a profile and the registry; one list of norms reads neither."""
+    if args.registry is None:
+        return None
+    return args.params or Path("params.yaml"), args.profile, args.registry
+
+
 def run(args: argparse.Namespace) -> int:
     if args.registry is not None:
+        args.params = args.params or Path("params.yaml")
         return run_registry(args)
     for flag in ("grad_norms", "stages", "r_standard", "delta_d"):
         if getattr(args, flag) is None:

@@ -2,13 +2,21 @@
 
 Each verb lives in the module that does the job; that module exposes `add_arguments(parser)` and
 `run(args) -> int`. Only the chosen verb's module is imported, so `allocate` never imports torch.
+
+Before a verb runs, the whole selected profile of `--params` (default params.yaml; the profile is the file's
+`profile:` unless `--profile` names one) and, for verbs that read it, the run registry are validated
+(`config.validate`): bad input stops every verb with one line and exit status 2, before anything is written. A
+module may define `validation_target(args) -> (params, profile, registry) | None` to say what it reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+from pathlib import Path
+from typing import Any
 
 from hydra_repro.errors import UserError
 
@@ -17,8 +25,14 @@ VERBS: dict[str, tuple[str, str]] = {
     "allocate": ("hydra_repro.allocate_cli", "HyDRA rank allocation from per-layer gradient norms (eq. 5-10)"),
     "prepare": ("hydra_repro.prepare", "build a profile's data: LLaVA-format JSON, images, eval sets, task YAMLs"),
     "gradnorm": ("hydra_repro.gradnorm", "average gradient norms per layer and component during LoRA (eq. 1)"),
-    "train": ("hydra_repro.train", "instruction tuning: full, LoRA, a HyDRA schedule or AdaLoRA -> runs/<run>/"),
-    "evaluate": ("hydra_repro.evaluate", "lmms-eval on the six benchmarks for runs -> results/runs/<run>.json"),
+    "train": (
+        "hydra_repro.train",
+        "instruction tuning: full, LoRA, a HyDRA schedule, AdaLoRA or EVA -> runs/<profile>/<run>/",
+    ),
+    "evaluate": (
+        "hydra_repro.evaluate",
+        "lmms-eval on the six benchmarks for runs -> results/<profile>/runs/<run>.json",
+    ),
     "tables": ("hydra_repro.tables", "paper vs ours: Tables I-VIII, Figures 3 and 6 -> tables/"),
     "search": ("hydra_repro.search", "HyDRA's iterative enhancement: performance-model-guided schedule search"),
     "perfmodel": ("hydra_repro.perfmodel", "the performance model and its baselines (Table VIII, Fig. 6)"),
@@ -47,7 +61,66 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(verb_parser)
     args = verb_parser.parse_args(argv[1:])
     try:
+        validate(module, args)
         return int(module.run(args) or 0)
     except UserError as e:
-        print(f"hydra-repro {verb}: error: {e}", file=sys.stderr)
+        print(f"hydra-repro {verb}: error: {with_producer(str(e))}", file=sys.stderr)
         return 2
+
+
+def validation_target(module: Any, args: argparse.Namespace) -> tuple[Any, str | None, Any] | None:
+    """(params file, profile, registry or None) that the verb reads, or None for a verb that reads no profile."""
+    if hasattr(module, "validation_target"):
+        return module.validation_target(args)
+    if getattr(args, "params", None) is None:
+        return None
+    return args.params, getattr(args, "profile", None), getattr(args, "registry", None)
+
+
+def validate(module: Any, args: argparse.Namespace) -> None:
+    """Check the profile (and registry) the verb reads; `args.profile` becomes the resolved name."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < 2**32:
+        raise UserError(f"--seed: got {seed!r}; expected an integer in [0, 2**32 - 1] (numpy's seed range)")
+    target = validation_target(module, args)
+    if target is None:
+        return
+    from hydra_repro.config.validate import validate_profile
+
+    params, profile, registry = target
+    args.profile = validate_profile(params, profile, registry)
+
+
+def _stage_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> list[tuple[re.Pattern[str], str, bool]]:
+    """(pattern of an output path, its stage's name, whether the stage is a foreach) for every stage of dvc.yaml."""
+    import yaml
+
+    try:
+        stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []
+    out = []
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        for entry in body.get("outs", []):
+            path = next(iter(entry)) if isinstance(entry, dict) else str(entry)
+            regex = re.escape(path).replace(r"\$\{profile\}", r"[^/]+")
+            regex = re.sub(r"\\\$\\\{(item|key)[^}]*\\\}", r"(?P<item>[^/]+)", regex, count=1)
+            regex = re.sub(r"\\\$\\\{[^}]*\\\}", r"[^/]+", regex)
+            out.append((re.compile(f"^{regex}(/.*)?$"), name, "do" in stage))
+    return out
+
+
+def with_producer(message: str) -> str:
+    """`message`, plus the DVC stage that makes the missing file it names (`run dvc repro <stage> first`)."""
+    if "not found" not in message:
+        return message
+    for token in re.findall(r"[\w./@-]+", message):
+        if "/" not in token or Path(token).exists():
+            continue
+        for pattern, name, foreach in _stage_outputs():
+            match = pattern.match(token.rstrip("."))
+            if match:
+                stage = f"{name}@{match.group('item')}" if foreach and "item" in pattern.groupindex else name
+                return f"{message}; the stage {stage} makes it: run `dvc repro {stage}` first"
+    return message

@@ -35,7 +35,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra_repro.config import PROFILES
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_write_json
 from hydra_repro.provenance import provenance
@@ -402,14 +401,20 @@ def evaluate_runs(
 
 # -- CLI ----------------------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", type=Path, help="run or model directories (results/runs/<name>.json)")
     parser.add_argument(
-        "--profile", default="mini", choices=PROFILES, help="mini/smoke/smol: the mini tasks; paper: lmms-eval's own"
+        "runs", nargs="+", type=Path, help="run or model directories (runs/<profile>/<run>) -> <results-dir>/<run>.json"
+    )
+    parser.add_argument(
+        "--profile", help="default: params.yaml's `profile`; mini/smoke/smol evaluate the mini tasks, paper lmms-eval's"
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="prepared data (default data/<profile>)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results/runs"))
+    parser.add_argument(
+        "--results-dir", type=Path, help="where <run>.json is written (default: results/<profile>/runs)"
+    )
     parser.add_argument("--tasks", default=None, help="comma-separated task names or benchmark keys (default: six)")
-    parser.add_argument("--params", type=Path, help="params.yaml: its profile's `evaluate` section sets defaults")
+    parser.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="its profile's `evaluate` section sets the defaults"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="default: evaluate.batch_size, else 16")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on every task's max_new_tokens")
@@ -420,19 +425,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hydra_repro.config import load_params
+
+    # the profile was validated by the CLI (config.validate checks the section's keys and values)
+    args.profile, section = load_params(args.params, args.profile)
+    section = section["evaluate"]
     if args.profile != "paper":  # nothing outside `paper` may reach the hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    if args.params is not None:
-        from hydra_repro.config import load_params
-
-        section = load_params(args.params, args.profile)[1].get("evaluate") or {}
-        unknown = sorted(set(section) - {"batch_size", "threads", "max_new_tokens"})
-        if unknown:
-            raise UserError(f"{args.params}: profiles.{args.profile}.evaluate: unknown key {unknown[0]!r}")
-        for key in ("batch_size", "threads", "max_new_tokens"):
-            if getattr(args, key) is None:
-                setattr(args, key, section.get(key))
+    for key in ("batch_size", "threads", "max_new_tokens"):
+        if getattr(args, key) is None:
+            setattr(args, key, section.get(key))
+    results_dir = args.results_dir or Path("results") / args.profile / "runs"
     args.batch_size = args.batch_size or 16
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     threads = args.threads if args.threads is not None else (None if args.profile == "paper" else 1)
@@ -448,7 +452,7 @@ def run(args: argparse.Namespace) -> int:
             args.runs,
             profile=args.profile,
             data_dir=args.data_dir,
-            results_dir=args.results_dir,
+            results_dir=results_dir,
             tasks=tasks,
             batch_size=args.batch_size,
             device=args.device,

@@ -32,39 +32,18 @@ import argparse
 import dataclasses
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
 
+from hydra_repro.config.gradnorm import GradNormConfig
 from hydra_repro.constants import COMPONENT_PARENT, COMPONENTS
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_write_json
 
 FACTORS = ("A", "B")
-
-
-@dataclass(frozen=True)
-class GradNormConfig:
-    """The `gradnorm` section of a profile in params.yaml (training settings come from its `train` section)."""
-
-    steps: int = field(default=100, metadata={"help": "optimizer steps of the uniform-LoRA run"})
-    rank: int | None = field(default=None, metadata={"help": "uniform LoRA rank; None: train.rank"})
-    skip_first_steps: int | None = field(
-        default=None, metadata={"help": "steps left out of the averages; None: the leading steps whose A grads are 0"}
-    )
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise UserError(f"gradnorm.steps: got {self.steps!r}; expected a positive integer")
-        if self.rank is not None and (not isinstance(self.rank, int) or self.rank < 1):
-            raise UserError(f"gradnorm.rank: got {self.rank!r}; expected None or a positive integer")
-        if self.skip_first_steps is not None and not 0 <= self.skip_first_steps < self.steps:
-            raise UserError(
-                f"gradnorm.skip_first_steps: got {self.skip_first_steps!r}; expected 0 <= n < steps ({self.steps})"
-            )
 
 
 def lora_parameters(peft_model: Any, n_layers: int) -> list[torch.nn.Parameter]:
@@ -238,14 +217,21 @@ def run_gradnorm(
 # CLI
 # ----------------------------------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, help="params.yaml: the profile's `train` and `gradnorm` sections")
+    p.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="its profile's `train` and `gradnorm` sections"
+    )
     p.add_argument("--profile", help="profile of params.yaml (default: the file's `profile` key)")
-    p.add_argument("--base", required=True, type=Path, help="base model directory (models/<profile>/base)")
+    p.add_argument("--base", required=True, type=Path, help="base model directory (models/<profile>/small|large|smol)")
     p.add_argument("--data", required=True, type=Path, help="LLaVA-format train.json")
     p.add_argument(
         "--images", type=Path, help="folder the records' image paths are relative to (default: from manifest.json)"
     )
-    p.add_argument("--out", required=True, type=Path, help="output JSON (results/gradnorm.json)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output JSON (results/<profile>/gradnorm/<role>.json, or results/<profile>/smol/gradnorm.json)",
+    )
     p.add_argument("--steps", type=int, help="optimizer steps (default: gradnorm.steps)")
     p.add_argument("--rank", type=int, help="uniform LoRA rank (default: gradnorm.rank, else train.rank)")
     p.add_argument("--tokenizer", type=Path, help="tokenizer directory if the base model has none")
@@ -255,15 +241,12 @@ def run(args: argparse.Namespace) -> int:
     from hydra_repro.config import dataclass_from_dict, load_params
     from hydra_repro.train import image_folder, train_config_from_params
 
-    section: dict[str, Any] = {}
-    profile = args.profile
-    if args.params is not None:
-        profile, prof = load_params(args.params, args.profile)
-        section = dict(prof.get("gradnorm") or {})
-        # the uniform-LoRA run whose norms drive the allocation uses the profile's standard rank
-        section.setdefault("rank", (prof.get("allocation") or {}).get("r_standard"))
+    profile, prof = load_params(args.params, args.profile)
+    section = dict(prof["gradnorm"])
+    # the uniform-LoRA run whose norms drive the allocation uses the profile's standard rank
+    section.setdefault("rank", (prof.get("allocation") or {}).get("r_standard"))
     section.update({k: v for k, v in (("steps", args.steps), ("rank", args.rank)) if v is not None})
-    where = f"{args.params}: profiles.{profile}.gradnorm" if args.params is not None else "gradnorm"
+    where = f"{args.params}: profiles.{profile}.gradnorm"
     gcfg = dataclass_from_dict(GradNormConfig, section, where)
     train_cfg = train_config_from_params(args.params, profile)
     result, _ = run_gradnorm(

@@ -155,6 +155,7 @@ def pretrain(
     from hydra_repro.data import DataCollator, LlavaDataset, load_records, load_tokenizer, model_template
     from hydra_repro.microbatch import grouped_loss
     from hydra_repro.modeling import assemble_model, build_model, load_model, process_images
+
     torch.set_num_threads(cfg.num_threads)
     data_dir = Path(data_dir)
     manifest_path = data_dir / "manifest.json"
@@ -285,7 +286,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hydra_repro.modeling import model_config_from_dict
+    from hydra_repro.config.model import model_config_from_dict
 
     profile, section = load_params(args.params, args.profile)
     where = f"profiles.{profile}"

@@ -74,7 +74,7 @@ def lr_at(step: int, cfg: VisionPretrainConfig) -> float:
 
 def profile_vision(section: dict[str, Any], where: str) -> Any:
     """The one VisionConfig all models of a profile share (as MobileVLM 1.7B and 3B share one CLIP)."""
-    from hydra_repro.modeling import model_config_from_dict
+    from hydra_repro.config.model import model_config_from_dict
 
     models = section.get("models")
     if not isinstance(models, dict) or not models:
@@ -126,6 +126,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         make_image_processor,
         process_images,
     )
+
     torch.set_num_threads(cfg.num_threads)
     heads, records = load_vision_labels(Path(data_dir))
     if len(records) - cfg.holdout < cfg.batch_size:
@@ -134,9 +135,14 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
             f"batch_size {cfg.batch_size} to train on"
         )
     images = []
-    for rec in records:
-        with Image.open(Path(data_dir) / "images" / rec["image"]) as im:
-            images.append(im.convert("RGB"))
+    for i, rec in enumerate(records):  # every image is decoded here, before the tower is built
+        path = Path(data_dir) / "images" / rec["image"]
+        try:
+            with Image.open(path) as im:
+                images.append(im.convert("RGB"))
+        except Exception as e:  # PIL raises many types for corrupt files
+            where = f"{Path(data_dir) / 'vision.json'}: record {i}"
+            raise UserError(f"{where}: image file {path} is not a readable image ({type(e).__name__}: {e})") from None
     names = list(heads)
     labels = torch.full((len(records), len(names)), -100, dtype=torch.long)
     for i, rec in enumerate(records):
@@ -220,6 +226,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
 def record_pretrained(cfg: VisionPretrainConfig, out: Path, profile: str) -> dict[str, Any]:
     """Paper profile: check the local CLIP directory and record it (nothing is trained)."""
     from hydra_repro.modeling import PAPER_VISION_TOWER, _download_hint
+
     path = Path(cfg.path)
     if not (path / "config.json").is_file():
         raise UserError(f"pretrain_vision.path: {path} has no config.json; {_download_hint(PAPER_VISION_TOWER)}")

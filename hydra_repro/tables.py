@@ -1845,7 +1845,8 @@ def write_outputs(outputs: Mapping[str, str | bytes], out_dir: str | Path) -> No
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the profiles (validated first)")
+    p.add_argument("--profile", help=f"one of {list(PROFILES)} (default: params.yaml's `profile`)")
     p.add_argument("--results", type=Path, help="default results/<profile>")
     p.add_argument("--schedules", type=Path, help="default schedules/<profile>")
     p.add_argument("--registry", type=Path, default=Path("experiments/runs.yaml"))

@@ -458,7 +458,7 @@ def make_dataset(
     `template`: the model's conversation template (`data.model_template(config)`); None: MobileVLM's v1."""
     from hydra_repro.data import V1, LlavaDataset, load_records
 
-    records = load_records(data, images, check_images="exists")
+    records = load_records(data, images, check_images="open")  # every image decodes, before any training
     if not records:
         raise UserError(f"{data}: no training records")
     return LlavaDataset(
@@ -847,15 +847,17 @@ def load_run(
 # CLI
 # ----------------------------------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, help="params.yaml; its profile's `train` section sets the defaults")
+    p.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="its profile's `train` section sets the defaults"
+    )
     p.add_argument("--profile", help="profile of params.yaml (default: the file's `profile` key)")
     p.add_argument("--run", help="run name recorded in run.json (default: the name of --out)")
-    p.add_argument("--base", required=True, type=Path, help="base model directory (models/<profile>/base)")
+    p.add_argument("--base", required=True, type=Path, help="base model directory (models/<profile>/small|large)")
     p.add_argument("--data", required=True, type=Path, help="LLaVA-format train.json")
     p.add_argument(
         "--images", type=Path, help="folder the records' image paths are relative to (default: from manifest.json)"
     )
-    p.add_argument("--out", required=True, type=Path, help="run directory to publish (runs/<run>)")
+    p.add_argument("--out", required=True, type=Path, help="run directory to publish (runs/<profile>/<run>)")
     p.add_argument("--method", choices=METHODS, help="default: the params file's, else lora")
     p.add_argument("--schedule", type=Path, help="schedule JSON (method schedule)")
     p.add_argument(
@@ -928,10 +930,6 @@ def run(args: argparse.Namespace) -> int:
     )
     schedule = Schedule.load(args.schedule) if args.schedule is not None else args.schedule_obj
     profile = args.profile
-    if args.params is not None and profile is None:
-        from hydra_repro.config import load_params
-
-        profile = load_params(args.params)[0]
     out = train_run(
         cfg,
         args.base,

@@ -120,6 +120,8 @@ class TrainConfig:
             raise bad("rslora", f"False for method {self.method!r} (rsLoRA scaling applies to lora and schedule)")
         if self.num_threads is not None and self.num_threads < 1:
             raise bad("num_threads", "None or a positive integer")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise bad("seed", "an integer in [0, 2**32 - 1] (numpy's seed range)")
 
     def resolved_learning_rate(self, n_layers: int) -> float:
         """The configured LR, or the paper's for this depth (MobileVLM's full fine-tuning LR for `full`)."""

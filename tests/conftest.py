@@ -23,9 +23,22 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 def smoke_data(tmp_path_factory):
     """The smoke profile's data (params.yaml), built once per test session (~2 s)."""
     from hydra_repro.config import dataclass_from_dict, load_params
-    from hydra_repro.prepare import DataConfig, prepare
+    from hydra_repro.config.data import DataConfig
+    from hydra_repro.prepare import prepare
 
     _, section = load_params(REPO / "params.yaml", "smoke")
     out = tmp_path_factory.mktemp("smoke") / "data"
     prepare(dataclass_from_dict(DataConfig, section["data"], "profiles.smoke.data"), out, "smoke")
     return out
+
+
+def write_profile(folder, **sections) -> "__import__('pathlib').Path":
+    """A params.yaml in `folder` whose one profile, `t`, is the shipped smoke profile with `sections` replacing
+    (not merging into) its sections: every verb validates a whole profile first."""
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    profile = {**params["profiles"]["smoke"], **sections}
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump({"profile": "t", "profiles": {"t": profile}}), encoding="utf-8")
+    return path

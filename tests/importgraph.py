@@ -8,6 +8,7 @@ Every import counts, top-level or inside a function (the verbs import torch-heav
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,8 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def direct_imports(path: Path, root: Path = ROOT) -> set[str]:
+@functools.cache
+def direct_imports(path: Path, root: Path = ROOT) -> frozenset[str]:
     """Project modules imported anywhere in the file at `path`."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = ".".join(path.relative_to(root).with_suffix("").parts)
@@ -63,7 +65,7 @@ def direct_imports(path: Path, root: Path = ROOT) -> set[str]:
         for candidate in _with_parents(name):
             if module_file(candidate, root) is not None:
                 found.add(candidate)
-    return found
+    return frozenset(found)
 
 
 def closure(module: str, root: Path = ROOT) -> set[str]:

@@ -23,6 +23,7 @@ from hydra_repro.data import DataCollator
 from hydra_repro.errors import UserError
 from hydra_repro.modeling import load_model
 from hydra_repro.schedule import Schedule
+from tests.conftest import write_profile
 from tests.test_train import make_fixture, tiny_config
 
 STEPS = 5
@@ -135,11 +136,8 @@ def test_summarize_and_config_validation():
 def test_cli(fx, tmp_path):
     from hydra_repro import cli
 
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        "profile: t\nprofiles:\n  t:\n    train: {rank: 2, global_batch_size: 4, per_device_batch_size: 4, "
-        "max_length: 64, learning_rate: 0.01}\n    gradnorm: {steps: 3}\n"
-    )
+    train = {"rank": 2, "global_batch_size": 4, "per_device_batch_size": 4, "max_length": 64, "learning_rate": 0.01}
+    params = write_profile(tmp_path, train=train, gradnorm={"steps": 3, "rank": 2})
     out = tmp_path / "results" / "gradnorm.json"
     cli.VERBS.setdefault("gradnorm", ("hydra_repro.gradnorm", "gradnorm"))
     argv = [

@@ -21,21 +21,10 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
+from hydra_repro.config.model import PRESETS, LMConfig, ModelConfig, VisionConfig, model_config_from_dict
 from hydra_repro.constants import COMPONENTS, IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import (
-    PRESETS,
-    LDPNetProjector,
-    LMConfig,
-    ModelConfig,
-    VisionConfig,
-    build_model,
-    lm_dims,
-    load_model,
-    lora_target_names,
-    model_config_from_dict,
-    process_images,
-)
+from hydra_repro.modeling import LDPNetProjector, build_model, lm_dims, load_model, lora_target_names, process_images
 
 TINY = ModelConfig()
 N_VIS = TINY.num_visual_tokens  # 16x16 image, patch 4 -> 4x4 grid -> LDP -> 2x2 = 4 tokens

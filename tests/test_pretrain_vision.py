@@ -9,8 +9,9 @@ import pytest
 import torch
 from transformers import CLIPVisionModel
 
+from hydra_repro.config.model import model_config_from_dict
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import load_model, model_config_from_dict
+from hydra_repro.modeling import load_model
 from hydra_repro.pretrain import PretrainConfig, pretrain
 from hydra_repro.pretrain_vision import VisionPretrainConfig, load_vision_labels, pretrain_vision, profile_vision
 

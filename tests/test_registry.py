@@ -20,7 +20,8 @@ REGISTRY = REPO / "experiments" / "runs.yaml"
 def profile_dims(profile: str) -> dict[str, ModelDims]:
     if profile == "paper":
         return {"small": MOBILELLAMA_1_4B, "large": MOBILELLAMA_2_7B}
-    from hydra_repro.modeling import lm_dims, model_config_from_dict
+    from hydra_repro.config.model import model_config_from_dict
+    from hydra_repro.modeling import lm_dims
 
     _, section = load_params(REPO / "params.yaml", profile)
     out = {}

@@ -16,9 +16,10 @@ from transformers import CLIPVisionModel
 from hydra_repro import smol
 from hydra_repro.allocation import ModelDims, budget_params
 from hydra_repro.config import load_params
+from hydra_repro.config.model import model_config_from_dict
 from hydra_repro.data import CHATML, V1, model_template, tokenize_conversation
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import assemble_model, clip_config, load_model, model_config_from_dict
+from hydra_repro.modeling import assemble_model, clip_config, load_model
 from hydra_repro.pretrain import PretrainConfig, pretrain
 from hydra_repro.smol import SmolLMConfig, fetch
 

@@ -22,10 +22,12 @@ from transformers import TrainerCallback
 
 from hydra_repro import train as T
 from hydra_repro.allocation import budget_params
+from hydra_repro.config.model import PRESETS
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import PRESETS, build_model, lora_target_names
+from hydra_repro.modeling import build_model, lora_target_names
 from hydra_repro.provenance import sidecar_path
 from hydra_repro.schedule import Schedule
+from tests.conftest import write_profile
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 SHAPES = ("circle", "square")
@@ -317,11 +319,8 @@ def test_load_run_rejects_foreign_base(fx, tmp_path):
 def test_cli(fx, tmp_path):
     from hydra_repro import cli
 
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        "profile: t\nprofiles:\n  t:\n    train: {rank: 2, max_steps: 1, global_batch_size: 4, "
-        "per_device_batch_size: 4, max_length: 64}\n"
-    )
+    train = {"rank": 2, "max_steps": 1, "global_batch_size": 4, "per_device_batch_size": 4, "max_length": 64}
+    params = write_profile(tmp_path, train=train)
     argv = [
         "--params",
         str(params),

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hydra_repro.config.validate import validate_profile
 from hydra_repro.errors import UserError
-from hydra_repro.validate import validate_profile
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -242,7 +242,8 @@ def write_random_model(out: Path, preset: str = "tiny") -> Path:
     import dataclasses
 
     from hydra_repro import data
-    from hydra_repro.modeling import PRESETS, build_model
+    from hydra_repro.config.model import PRESETS
+    from hydra_repro.modeling import build_model
 
     words = "Is there a shape in the image ? What colour color is it Answer the question using single word or phrase"
     tok = data.build_word_tokenizer([data.V1.system, "USER: ASSISTANT:", words, " ".join(COLOURS), "yes no A B C D"])

@@ -108,6 +108,8 @@ def dataclass_from_dict(cls: type[T], mapping: Any, where: str) -> T:
             continue
         if not _type_ok(value, tp):
             raise UserError(f"{where}.{key}: got {value!r}; expected {getattr(tp, '__name__', tp)}")
+        if key == "seed" and value is not None and not 0 <= value < 2**32:
+            raise UserError(f"{where}.seed: got {value!r}; expected an integer in [0, 2**32 - 1] (numpy's seed range)")
         if tp is float and isinstance(value, int):
             value = float(value)
         kwargs[key] = value
