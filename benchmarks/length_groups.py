@@ -23,10 +23,10 @@ import torch
 
 from hydra_repro import train as T
 from hydra_repro.config import load_params
+from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.data import DataCollator, LlavaDataset, load_records, model_template
 from hydra_repro.microbatch import grouped_loss, split
 from hydra_repro.modeling import load_model, process_images
-from hydra_repro.pretrain import PretrainConfig
 
 
 def batches(kind: str, params: dict, n: int, lm) -> tuple[list[dict], int]:

@@ -84,12 +84,13 @@ def dims_from_config(path: Path) -> ModelDims:
 
 
 def run_registry(args: argparse.Namespace) -> int:
-    from hydra_repro.allocation import AllocationParams
     from hydra_repro.config import dataclass_from_dict, load_params
+    from hydra_repro.config.allocation import AllocationParams
     from hydra_repro.errors import InfeasibleError
     from hydra_repro.io import atomic_write_json
-    from hydra_repro.registry import load_registry, resolve
+    from hydra_repro.registry import check_registry, load_registry, resolve
 
+    check_registry(args.registry, args.params, args.profile)
     profile, section = load_params(args.params, args.profile)
     alloc = dataclass_from_dict(AllocationParams, section.get("allocation", {}), f"profiles.{profile}.allocation")
     runs = load_registry(args.registry)
@@ -115,11 +116,11 @@ def run_registry(args: argparse.Namespace) -> int:
     return 0
 
 
-def validation_target(args: argparse.Namespace) -> tuple[Path, str | None, Path] | None:
+def validation_target(args: argparse.Namespace) -> tuple[Path, str | None] | None:
     """Registry mode reads a profile and the registry; one list of norms reads neither."""
     if args.registry is None:
         return None
-    return args.params or Path("params.yaml"), args.profile, args.registry
+    return args.params or Path("params.yaml"), args.profile
 
 
 def run(args: argparse.Namespace) -> int:

@@ -472,20 +472,3 @@ CONFIG4_PAPER = {"layers": ((1, 8), (9, 12), (13, 24)), "ranks": (124, 126, 131)
 
 def config4_stage_sizes() -> list[int]:
     return [hi - lo + 1 for lo, hi in CONFIG4_PAPER["layers"]]
-
-
-@dataclass(frozen=True)
-class AllocationParams:
-    """The `allocation` section of a profile in params.yaml."""
-
-    r_standard: int
-    delta_d: int
-    stages: int
-    rule: str = "as-written"
-
-    def __post_init__(self) -> None:
-        for key in ("r_standard", "delta_d", "stages"):
-            if getattr(self, key) < 1:
-                raise UserError(f"allocation.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
-        if self.rule not in RULES:
-            raise UserError(f"allocation.rule: got {self.rule!r}; expected one of {sorted(RULES)}")

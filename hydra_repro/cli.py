@@ -4,9 +4,10 @@ Each verb lives in the module that does the job; that module exposes `add_argume
 `run(args) -> int`. Only the chosen verb's module is imported, so `allocate` never imports torch.
 
 Before a verb runs, the whole selected profile of `--params` (default params.yaml; the profile is the file's
-`profile:` unless `--profile` names one) and, for verbs that read it, the run registry are validated
-(`config.validate`): bad input stops every verb with one line and exit status 2, before anything is written. A
-module may define `validation_target(args) -> (params, profile, registry) | None` to say what it reads.
+`profile:` unless `--profile` names one) is validated (`config.validate`): bad input stops every verb with one
+line and exit status 2, before anything is written. A module may define `validation_target(args) -> (params,
+profile) | None` to say what it reads. Verbs that read the run registry check it first thing
+(`registry.check_registry`).
 """
 
 from __future__ import annotations
@@ -68,17 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def validation_target(module: Any, args: argparse.Namespace) -> tuple[Any, str | None, Any] | None:
-    """(params file, profile, registry or None) that the verb reads, or None for a verb that reads no profile."""
+def validation_target(module: Any, args: argparse.Namespace) -> tuple[Any, str | None] | None:
+    """(params file, profile) that the verb reads, or None for a verb that reads no profile."""
     if hasattr(module, "validation_target"):
         return module.validation_target(args)
     if getattr(args, "params", None) is None:
         return None
-    return args.params, getattr(args, "profile", None), getattr(args, "registry", None)
+    return args.params, getattr(args, "profile", None)
 
 
 def validate(module: Any, args: argparse.Namespace) -> None:
-    """Check the profile (and registry) the verb reads; `args.profile` becomes the resolved name."""
+    """Check the profile the verb reads; `args.profile` becomes the resolved name."""
     seed = getattr(args, "seed", None)
     if seed is not None and not 0 <= seed < 2**32:
         raise UserError(f"--seed: got {seed!r}; expected an integer in [0, 2**32 - 1] (numpy's seed range)")
@@ -87,8 +88,8 @@ def validate(module: Any, args: argparse.Namespace) -> None:
         return
     from hydra_repro.config.validate import validate_profile
 
-    params, profile, registry = target
-    args.profile = validate_profile(params, profile, registry)
+    params, profile = target
+    args.profile = validate_profile(params, profile)
 
 
 def _stage_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> list[tuple[re.Pattern[str], str, bool]]:

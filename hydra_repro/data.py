@@ -202,12 +202,14 @@ def validate_records(
         for j in range(0, len(conv), 2):
             turns.append((conv[j]["value"], conv[j + 1]["value"]))
         if image is not None and folder is not None and check_images != "none":
-            _check_image(folder / image, where, check_images)
+            check_image(folder / image, where, check_images)
         out.append(Record(id=str(rec["id"]), image=image, turns=tuple(turns)))
     return out
 
 
-def _check_image(path: Path, where: str, mode: str) -> None:
+def check_image(path: Path, where: str, mode: str = "open") -> None:
+    """`path` exists ("exists") and PIL verifies its data ("open": a truncated or corrupt file fails, even where
+    lmms-eval has set PIL's LOAD_TRUNCATED_IMAGES); UserError names `where` and the file."""
     if not path.is_file():
         raise UserError(f"{where}: image file {path} not found")
     if mode == "open":

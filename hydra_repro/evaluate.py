@@ -37,7 +37,7 @@ from typing import Any
 
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_write_json
-from hydra_repro.provenance import provenance
+from hydra_repro.provenance import write_sidecar
 from hydra_repro.tasks import (
     BENCHMARKS,
     MINI_TASKS,
@@ -380,20 +380,21 @@ def evaluate_runs(
             "n": summary["n"],
             "metrics": summary["metrics"],
             "details": summary["details"],
-            "provenance": provenance(
-                profile=profile,
-                seed=seed,
-                wall_time_s=round(wall, 3),
-                lmms_eval_import_s=round(import_s, 3),
-                batch_size=batch_size,
-                device=device,
-                datasets_version=importlib.metadata.version("datasets"),
-                command=sys.argv,
-            ),
             "samples": summary["samples"],
         }
         path = Path(results_dir) / f"{result['run']}.json"
         atomic_write_json(path, result)
+        write_sidecar(
+            path,
+            profile=profile,
+            seed=seed,
+            wall_time_s=round(wall, 3),
+            lmms_eval_import_s=round(import_s, 3),
+            batch_size=batch_size,
+            device=device,
+            datasets_version=importlib.metadata.version("datasets"),
+            command=sys.argv,
+        )
         written.append(path)
     resolved.cleanup()
     return written

@@ -161,7 +161,7 @@ def run_gradnorm(
     from hydra_repro import train as T
     from hydra_repro.data import load_tokenizer, model_template
     from hydra_repro.modeling import load_model
-    from hydra_repro.provenance import provenance
+    from hydra_repro.provenance import write_sidecar
     from hydra_repro.schedule import Schedule
 
     if T.world_size() > 1:
@@ -205,11 +205,10 @@ def run_gradnorm(
         "data": str(data),
         "n_samples": len(dataset),
         "config": dataclasses.asdict(cfg),
-        "wall_time_s": round(time.time() - start, 3),
-        "provenance": provenance(seed=cfg.seed, profile=profile),
     }
     if out is not None:
         atomic_write_json(out, result)
+        write_sidecar(out, seed=cfg.seed, profile=profile, wall_time_s=round(time.time() - start, 3))
     return result, callback
 
 

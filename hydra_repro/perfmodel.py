@@ -21,51 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.config.perfmodel import PerfModelConfig
 from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import DegenerateDataError, UserError
 from hydra_repro.io import atomic_write_json, read_json
 
 BENCHMARKS = ("mme", "mmbench", "textvqa", "pope", "gqa", "sqa_img")
 MODELS = ("mlp", "lightgbm", "rf", "transformer")
-
-
-@dataclass(frozen=True)
-class PerfModelConfig:
-    """The `perfmodel` section of a profile in params.yaml."""
-
-    role: str = field(default="small", metadata={"help": "which model's runs form the data set (small / large)"})
-    epochs: int = 300
-    lr: float = 3e-3
-    d_model: int = 32
-    heads: int = 4
-    ff: int = 64
-    val_fraction: float = field(default=0.2, metadata={"help": "the paper's 8:2 split"})
-    folds: int = 5
-    repeats: int = 3
-    seed: int = 0
-    on_degenerate: str = field(
-        default="error", metadata={"help": "'error' or 'record' (write the reason instead; smoke's untrained runs)"}
-    )
-
-    def __post_init__(self) -> None:
-        if self.on_degenerate not in ("error", "record"):
-            raise UserError(f"perfmodel.on_degenerate: got {self.on_degenerate!r}; expected 'error' or 'record'")
-        for key in ("epochs", "d_model", "heads", "ff", "repeats"):
-            if getattr(self, key) < 1:
-                raise UserError(f"perfmodel.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
-        if self.folds < 2:
-            raise UserError(f"perfmodel.folds: got {self.folds!r}; expected an integer >= 2")
-        if self.d_model % self.heads:
-            raise UserError(f"perfmodel.d_model: got {self.d_model}; expected a multiple of heads ({self.heads})")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"perfmodel.val_fraction: got {self.val_fraction!r}; expected a fraction in (0, 1)")
-        if not self.lr > 0:
-            raise UserError(f"perfmodel.lr: got {self.lr!r}; expected a positive number")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -291,7 +257,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hydra_repro.provenance import provenance
+    from hydra_repro.provenance import write_sidecar
 
     profile, section = load_params(args.params, args.profile)
     cfg = dataclass_from_dict(PerfModelConfig, section.get("perfmodel", {}), f"profiles.{profile}.perfmodel")
@@ -311,8 +277,9 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(path, {"profile": profile, "degenerate": str(e), "points": len(points)})
         print(f"perfmodel: recorded, not fitted: {e}")
         return 0
-    out |= {"profile": profile, "provenance": provenance(seed=cfg.seed, profile=profile)}
+    out |= {"profile": profile}
     atomic_write_json(path, out)
+    write_sidecar(path, seed=cfg.seed, profile=profile)
     summary = {m: {k: round(v, 4) for k, v in out["models"][m].items() if not isinstance(v, list)} for m in MODELS}
     print(json.dumps({"points": out["points"], "fit_time_s": out["fit_time_s"], "models": summary}))
     return 0

@@ -1058,7 +1058,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # the CLI has validated the whole profile and the registry (config.validate)
+    from hydra_repro.registry import check_registry
+
+    # the first stage checks the registry too, so a broken run definition stops `dvc repro` here
+    check_registry(args.registry, args.params, args.profile)
     profile, section = load_params(args.params, args.profile)
     try:
         cfg = dataclass_from_dict(DataConfig, section.get("data", {}), f"{args.params}: profiles.{profile}.data")

@@ -19,67 +19,14 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json
 from hydra_repro.provenance import write_sidecar
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """The `pretrain` section of a profile in params.yaml."""
-
-    mode: str = field(default="from_scratch", metadata={"help": "'from_scratch' (mini/smoke) or 'projector' (paper)"})
-    steps: int = 600
-    batch_size: int = 32
-    lr: float = 2e-3
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 128
-    seed: int = 0
-    log_every: int = 20
-    num_threads: int = field(default=2, metadata={"help": "torch CPU threads (the machines have 2 cores)"})
-    init: str | dict[str, str] = field(
-        default="", metadata={"help": "projector mode: the LM checkpoint dir, or a mapping model role -> dir"}
-    )
-    vision_tower_path: str = field(default="", metadata={"help": "projector mode: local CLIP ViT-L/14-336 dir"})
-    conv_template: str = field(
-        default="", metadata={"help": "projector mode from a plain LM: its chat template (empty: MobileVLM's v1)"}
-    )
-    train_vision_tower: bool = field(
-        default=False, metadata={"help": "from_scratch with a stage-0 tower: keep training it here (else frozen)"}
-    )
-    length_groups: int = field(
-        default=1, metadata={"help": "each batch as this many length-sorted micro-batches (microbatch.py; CPU speed)"}
-    )
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("from_scratch", "projector"):
-            raise UserError(f"pretrain.mode: got {self.mode!r}; expected 'from_scratch' or 'projector'")
-        for key in ("steps", "batch_size", "max_length", "log_every", "num_threads", "length_groups"):
-            if getattr(self, key) < 1:
-                raise UserError(f"pretrain.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
-        if not self.lr > 0:
-            raise UserError(f"pretrain.lr: got {self.lr!r}; expected a positive number")
-        if not 0 <= self.warmup_ratio < 1:
-            raise UserError(f"pretrain.warmup_ratio: got {self.warmup_ratio!r}; expected a fraction in [0, 1)")
-        if self.mode == "projector" and not self.init:
-            raise UserError("pretrain.init: empty; projector mode needs a local MobileLLaMA/MobileVLM checkpoint dir")
-        if isinstance(self.init, dict) and not all(isinstance(v, str) and v for v in self.init.values()):
-            raise UserError(f"pretrain.init: got {self.init!r}; expected a mapping model role -> checkpoint dir")
-
-    def init_for(self, model_name: str) -> str:
-        """The LM checkpoint of one model role (`init` may name one per role, as the paper's two sizes need)."""
-        if not isinstance(self.init, dict):
-            return self.init
-        if model_name not in self.init:
-            raise UserError(f"pretrain.init: no entry for model {model_name!r}; it names {sorted(self.init)}")
-        return self.init[model_name]
 
 
 def _is_plain_lm(path: Path) -> bool:

@@ -22,47 +22,14 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.config.pretrain import VisionPretrainConfig, profile_vision
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json
 from hydra_repro.provenance import write_sidecar
-
-
-@dataclass(frozen=True)
-class VisionPretrainConfig:
-    """The `pretrain_vision` section of a profile in params.yaml."""
-
-    mode: str = field(default="train", metadata={"help": "'train' (mini/smoke) or 'pretrained' (paper)"})
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    holdout: int = field(default=500, metadata={"help": "train images kept out to measure per-head accuracy"})
-    seed: int = 0
-    log_every: int = 100
-    num_threads: int = 1
-    path: str = field(default="", metadata={"help": "pretrained mode: local CLIP directory"})
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("train", "pretrained"):
-            raise UserError(f"pretrain_vision.mode: got {self.mode!r}; expected 'train' or 'pretrained'")
-        for key in ("steps", "batch_size", "log_every", "num_threads"):
-            if getattr(self, key) < 1:
-                raise UserError(f"pretrain_vision.{key}: got {getattr(self, key)!r}; expected an integer >= 1")
-        if self.holdout < 0:
-            raise UserError(f"pretrain_vision.holdout: got {self.holdout!r}; expected an integer >= 0")
-        if not self.lr > 0:
-            raise UserError(f"pretrain_vision.lr: got {self.lr!r}; expected a positive number")
-        if not 0 <= self.warmup_ratio < 1:
-            raise UserError(f"pretrain_vision.warmup_ratio: got {self.warmup_ratio!r}; expected a fraction in [0, 1)")
-        if self.mode == "pretrained" and not self.path:
-            raise UserError("pretrain_vision.path: empty; pretrained mode needs a local CLIP directory")
 
 
 def lr_at(step: int, cfg: VisionPretrainConfig) -> float:
@@ -70,24 +37,6 @@ def lr_at(step: int, cfg: VisionPretrainConfig) -> float:
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, cfg.steps - warmup)))
-
-
-def profile_vision(section: dict[str, Any], where: str) -> Any:
-    """The one VisionConfig all models of a profile share (as MobileVLM 1.7B and 3B share one CLIP)."""
-    from hydra_repro.config.model import model_config_from_dict
-
-    models = section.get("models")
-    if not isinstance(models, dict) or not models:
-        raise UserError(f"{where}.models: missing or empty; expected a mapping of model name -> model config")
-    visions = {name: model_config_from_dict(m, f"{where}.models.{name}").vision for name, m in models.items()}
-    first, *rest = visions.items()
-    for name, vis in rest:
-        if vis != first[1]:
-            raise UserError(
-                f"{where}.models.{name}.vision: differs from models.{first[0]}.vision; all models of a profile share "
-                "one pretrained vision tower"
-            )
-    return first[1]
 
 
 def load_vision_labels(data_dir: Path) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
@@ -119,6 +68,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
     from tqdm import tqdm
     from transformers import CLIPVisionModel
 
+    from hydra_repro.data import check_image
     from hydra_repro.modeling import (
         AttributeHeads,
         CLIPVisionTower,
@@ -135,14 +85,11 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
             f"batch_size {cfg.batch_size} to train on"
         )
     images = []
-    for i, rec in enumerate(records):  # every image is decoded here, before the tower is built
+    for i, rec in enumerate(records):  # every image is checked and decoded here, before the tower is built
         path = Path(data_dir) / "images" / rec["image"]
-        try:
-            with Image.open(path) as im:
-                images.append(im.convert("RGB"))
-        except Exception as e:  # PIL raises many types for corrupt files
-            where = f"{Path(data_dir) / 'vision.json'}: record {i}"
-            raise UserError(f"{where}: image file {path} is not a readable image ({type(e).__name__}: {e})") from None
+        check_image(path, f"{Path(data_dir) / 'vision.json'}: record {i}")
+        with Image.open(path) as im:
+            images.append(im.convert("RGB"))
     names = list(heads)
     labels = torch.full((len(records), len(names)), -100, dtype=torch.long)
     for i, rec in enumerate(records):

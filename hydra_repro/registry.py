@@ -19,13 +19,13 @@ from hydra_repro.allocation import (
     FINE_SETTINGS,
     FIXED_LAYOUTS,
     RULES,
-    AllocationParams,
     ModelDims,
     allocate,
     budget_params,
     random_layer_ranks,
 )
 from hydra_repro.config import dataclass_from_dict, load_yaml
+from hydra_repro.config.allocation import AllocationParams
 from hydra_repro.constants import EVA_RHO
 from hydra_repro.errors import InfeasibleError, UserError
 from hydra_repro.schedule import Schedule
@@ -124,6 +124,26 @@ def load_replicated(path: str | Path = "experiments/runs.yaml") -> dict[str, str
 # Control options of a run: recorded in its plan only when switched on, so the plans of the paper's runs read
 # (and hash) the same as before the controls existed.
 _CONTROL_DEFAULTS = {"draw": None, "rslora": False, "reverse": False}
+
+
+def check_registry(path: str | Path, params: str | Path, profile: str | None = None) -> None:
+    """The whole registry, validated at one (already validated) profile's scale: every run's definition, the
+    replicated runs, and every fixed layout resolved at the profile's layer counts and R_standard. Verbs that read
+    the registry call this before any work."""
+    from hydra_repro.config import dataclass_from_dict, load_params
+    from hydra_repro.config.allocation import AllocationParams
+    from hydra_repro.config.validate import profile_layers
+
+    name, section = load_params(params, profile)
+    layers = profile_layers(params, name)
+    r_standard = dataclass_from_dict(AllocationParams, section["allocation"], "allocation").r_standard
+    load_replicated(path)
+    for run, spec in load_registry(path).items():
+        if spec.layout is not None and spec.layout != RANDOM_LAYOUT:
+            try:
+                Schedule.fixed(spec.layout, layers[spec.model], r_standard)
+            except UserError as e:
+                raise UserError(f"{path}: run {run}: {e}") from None
 
 
 def spec_record(spec: RunSpec) -> dict[str, Any]:

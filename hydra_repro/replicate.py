@@ -29,18 +29,11 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from hydra_repro.config.validate import profile_seeds
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_write_json, read_json
 
 SEEDS_FILE = "seeds.json"
-
-
-def profile_seeds(section: dict[str, Any], where: str) -> int:
-    """`profiles.<profile>.seeds`: how many training seeds each replicated run gets (default 1)."""
-    n = section.get("seeds", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"{where}.seeds: got {n!r}; expected an integer >= 1 (training seeds per replicated run)")
-    return n
 
 
 def replicate_seeds(base_seed: int, n: int) -> list[int]:
@@ -56,7 +49,7 @@ def _verb_args(module: Any, argv: list[str]) -> argparse.Namespace:
 
 def replicate(args: argparse.Namespace) -> dict[str, Any]:
     from hydra_repro.config import load_params
-    from hydra_repro.train_config import train_config_from_params  # not train.py: one seed trains nothing
+    from hydra_repro.config.train import train_config_from_params  # not train.py: one seed trains nothing
 
     profile, section = load_params(args.params, args.profile)
     n = profile_seeds(section, f"{args.params}: profiles.{profile}")

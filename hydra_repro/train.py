@@ -51,11 +51,11 @@ from peft.tuners.lora.layer import Linear as _PeftLoraLinear
 from transformers import TrainerCallback
 
 from hydra_repro.allocation import ModelDims, budget_params, trainable_params
+from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
 from hydra_repro.constants import COMPONENTS, EVA_RHO
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json
 from hydra_repro.schedule import Schedule
-from hydra_repro.train_config import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
 
 PROJECTOR = "mm_projector"  # module name suffix of the LDP projector (modules_to_save)
 RUN_FILE = "run.json"

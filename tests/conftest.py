@@ -21,7 +21,7 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory):
-    """The smoke profile's data (params.yaml), built once per test session (~2 s)."""
+    """The smoke profile's data (params.yaml), built once per pytest run (~2 s)."""
     from hydra_repro.config import dataclass_from_dict, load_params
     from hydra_repro.config.data import DataConfig
     from hydra_repro.prepare import prepare

@@ -118,3 +118,11 @@ def test_infeasible_budget_is_an_error():
 def test_setting4_needs_even_delta_d():
     with pytest.raises(InfeasibleError, match="even"):
         allocate([0.1, 0.2, 0.3], 3, 32, 1, setting="setting4")
+
+
+def test_the_config_names_every_rule_and_setting_the_core_implements():
+    from hydra_repro import allocation
+    from hydra_repro.config import allocation as names
+
+    assert tuple(allocation.RULES) == names.RULES
+    assert tuple(allocation.FINE_SETTINGS) == names.FINE_SETTINGS

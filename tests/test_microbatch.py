@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from hydra_repro import train as T
 from hydra_repro.config.model import PRESETS
+from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from hydra_repro.errors import UserError
 from hydra_repro.microbatch import grouped_loss, split, target_count
 from hydra_repro.modeling import build_model
-from hydra_repro.pretrain import PretrainConfig
 from tests.test_train import adapter_weights, make_fixture, tiny_config
 
 

@@ -55,17 +55,20 @@ COLUMNS = {
 
 
 def write_params(folder: Path, profiles: dict, profile: str = "smoke") -> Path:
+    """params.yaml in `folder`: each profile is the shipped smoke profile with the given sections replaced (every
+    verb reads whole profiles)."""
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["profiles"]["smoke"]
     path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump({"profile": profile, "profiles": profiles}))
+    full = {name: {**shipped, **sections} for name, sections in profiles.items()}
+    path.write_text(yaml.safe_dump({"profile": profile, "profiles": full}))
     return path
 
 
 def run_prepare(params: Path, out: Path | None = None, profile: str | None = None) -> int:
     parser = argparse.ArgumentParser()
     P.add_arguments(parser)
-    argv = (
-        ["--params", str(params)] + (["--out", str(out)] if out else []) + (["--profile", profile] if profile else [])
-    )
+    argv = ["--params", str(params), "--registry", str(Path(__file__).resolve().parents[1] / "experiments/runs.yaml")]
+    argv += (["--out", str(out)] if out else []) + (["--profile", profile] if profile else [])
     return P.run(parser.parse_args(argv))
 
 

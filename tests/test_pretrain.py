@@ -7,9 +7,10 @@ import json
 import pytest
 
 from hydra_repro.config.model import model_config_from_dict
+from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.errors import UserError
 from hydra_repro.modeling import load_model
-from hydra_repro.pretrain import PretrainConfig, lr_at, pretrain
+from hydra_repro.pretrain import lr_at, pretrain
 from hydra_repro.provenance import sidecar_path
 
 TINY = {

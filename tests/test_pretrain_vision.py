@@ -10,10 +10,11 @@ import torch
 from transformers import CLIPVisionModel
 
 from hydra_repro.config.model import model_config_from_dict
+from hydra_repro.config.pretrain import PretrainConfig, VisionPretrainConfig, profile_vision
 from hydra_repro.errors import UserError
 from hydra_repro.modeling import load_model
-from hydra_repro.pretrain import PretrainConfig, pretrain
-from hydra_repro.pretrain_vision import VisionPretrainConfig, load_vision_labels, pretrain_vision, profile_vision
+from hydra_repro.pretrain import pretrain
+from hydra_repro.pretrain_vision import load_vision_labels, pretrain_vision
 
 TINY = {"preset": "tiny", "lm": {"num_hidden_layers": 2, "max_position_embeddings": 512}}
 VISION = {"image_size": 64, "patch_size": 16}
@@ -111,3 +112,18 @@ def test_models_of_a_profile_must_share_the_tower():
     with pytest.raises(UserError, match=r"profiles.x.models.large.vision: differs from models.small.vision"):
         profile_vision(section, "profiles.x")
     assert profile_vision({"models": {"small": {"preset": "mini-1.7b"}}}, "p").patch_size == 8
+
+
+def test_a_truncated_image_is_named_before_the_tower_trains(smoke_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(smoke_data, data)
+    records = json.loads((data / "vision.json").read_text())["records"]
+    png = data / "images" / records[5]["image"]
+    png.write_bytes(png.read_bytes()[:60])
+    model_cfg = model_config_from_dict({**TINY, "vision": VISION})
+    cfg = VisionPretrainConfig(steps=3, batch_size=8, holdout=16)
+    with pytest.raises(
+        UserError, match=rf"vision\.json: record 5: image file .*{records[5]['image']} is not a readable"
+    ):
+        pretrain_vision(cfg, model_cfg.vision, data, tmp_path / "vision", "smoke")
+    assert not (tmp_path / "vision").exists()

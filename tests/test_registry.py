@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from hydra_repro.allocation import MOBILELLAMA_1_4B, MOBILELLAMA_2_7B, AllocationParams, ModelDims
+from hydra_repro.allocation import MOBILELLAMA_1_4B, MOBILELLAMA_2_7B, ModelDims
 from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.config.allocation import AllocationParams
 from hydra_repro.errors import InfeasibleError, UserError
 from hydra_repro.registry import load_registry, resolve
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hydra_repro import evaluate, replicate, train
+from hydra_repro.config.validate import profile_seeds
 from hydra_repro.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def test_infeasible_runs_replicate_nothing(tmp_path, calls):
 @pytest.mark.parametrize("bad", [0, "3", True, -1])
 def test_bad_seed_counts_name_the_key(tmp_path, bad):
     with pytest.raises(UserError, match=r"profiles\.mini\.seeds: got"):
-        replicate.profile_seeds({"seeds": bad}, "profiles.mini")
+        profile_seeds({"seeds": bad}, "profiles.mini")
 
 
 def test_a_failed_evaluation_stops_with_the_replicate_named(tmp_path, calls, monkeypatch):

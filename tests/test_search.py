@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from hydra_repro.allocation import ModelDims, budget_params, trainable_params
+from hydra_repro.config.perfmodel import PerfModelConfig
+from hydra_repro.config.search import SearchConfig
 from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import UserError
-from hydra_repro.perfmodel import BENCHMARKS, PerfModelConfig
+from hydra_repro.perfmodel import BENCHMARKS
 from hydra_repro.provenance import sidecar_path
-from hydra_repro.search import Objective, SearchConfig, Trainer, candidates, search
+from hydra_repro.search import Objective, Trainer, candidates, search
 
 LAYERS, R = 12, 8
 DIMS = ModelDims(hidden_size=64, intermediate_size=176, num_attention_heads=4, num_key_value_heads=4,

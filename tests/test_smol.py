@@ -17,11 +17,13 @@ from hydra_repro import smol
 from hydra_repro.allocation import ModelDims, budget_params
 from hydra_repro.config import load_params
 from hydra_repro.config.model import model_config_from_dict
+from hydra_repro.config.pretrain import PretrainConfig
+from hydra_repro.config.smol import SmolLMConfig
 from hydra_repro.data import CHATML, V1, model_template, tokenize_conversation
 from hydra_repro.errors import UserError
 from hydra_repro.modeling import assemble_model, clip_config, load_model
-from hydra_repro.pretrain import PretrainConfig, pretrain
-from hydra_repro.smol import SmolLMConfig, fetch
+from hydra_repro.pretrain import pretrain
+from hydra_repro.smol import fetch
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "models" / "mini" / "smollm2"

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 from hydra_repro import tables
-from hydra_repro.allocation import CONFIG4_PAPER, FINE_SETTINGS, FIXED_LAYOUTS, AllocationParams
+from hydra_repro.allocation import CONFIG4_PAPER, FINE_SETTINGS, FIXED_LAYOUTS
 from hydra_repro.config import dataclass_from_dict, load_params, load_yaml
+from hydra_repro.config.allocation import AllocationParams
 from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import UserError
 from hydra_repro.registry import load_registry, load_replicated, resolve

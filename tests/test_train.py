@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -470,3 +471,13 @@ def test_eva_that_cannot_converge_stops_with_a_clear_error(fx, tmp_path, monkeyp
     ):
         T.train_run(tiny_config(method="eva", rank=16), fx["base"], fx["data"], fx["images"], tmp_path / "eva")
     assert not (tmp_path / "eva").exists()
+
+
+def test_a_truncated_image_stops_training_before_it_starts(fx, tmp_path):
+    images = tmp_path / "data"
+    shutil.copytree(fx["images"], images)
+    png = images / "img" / "3.png"
+    png.write_bytes(png.read_bytes()[:40])  # a PNG cut off inside its image data
+    with pytest.raises(UserError, match=r"record 3 \(id '3'\): image file .*img/3\.png is not a readable image"):
+        T.train_run(tiny_config(), fx["base"], images / "train.json", images, tmp_path / "runs" / "bad")
+    assert not (tmp_path / "runs").exists()  # nothing published, no work directory left

@@ -9,6 +9,7 @@ import yaml
 
 from hydra_repro.config.validate import validate_profile
 from hydra_repro.errors import UserError
+from hydra_repro.registry import check_registry
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -16,7 +17,8 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 
 @pytest.mark.parametrize("profile", sorted(PARAMS["profiles"]))
 def test_every_shipped_profile_validates(profile):
-    assert validate_profile(REPO / "params.yaml", profile, REPO / "experiments" / "runs.yaml") == profile
+    assert validate_profile(REPO / "params.yaml", profile) == profile
+    check_registry(REPO / "experiments" / "runs.yaml", REPO / "params.yaml", profile)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Can a from-scratch mini LM learn text-only yes/no comparison, and how fast? (issue #3, fifth session)
+"""Can a from-scratch mini LM learn text-only yes/no comparison, and how fast?
 
     .venv/bin/python experiments/calibration/micro_compare.py --layers 24 --init hf --format short --steps 600
 

@@ -6,7 +6,7 @@ Takes the first `--n` yes/no questions of `pretrain.json` (train images: this me
 at all, not generalisation) and compares the logits of "Yes" and "No" at the answer position, asked (a) as the first
 turn with the image, the evaluation format, and (b) after the record's true caption; then (c) the held-out
 `mini_pope` questions ("Is there a red circle in the image?"), as the evaluation prompts them, counting "yes"/"Yes"
-against "no"/"No". Chance is ~50% (the shares of "Yes" are printed). Used for the fourth session's calibration
+against "no"/"No". Chance is ~50% (the shares of "Yes" are printed). Used for the calibration
 experiments (docs/mini-run.md).
 """
 

@@ -1,4 +1,4 @@
-"""One calibration experiment of the mini profile (issue #3): stage I of the small model with params overrides, then
+"""One calibration experiment of the mini profile: stage I of the small model with params overrides, then
 uniform LoRA with the committed `lora_small` plan, then the six mini tasks. Everything goes to `--out`; the
 repository's DVC outputs are only read.
 
@@ -7,7 +7,7 @@ repository's DVC outputs are only read.
 
 `--set` maps dotted keys of `profiles.mini` to values (dicts are merged into the existing section); `--base` skips
 stage I and tunes that base model; `--data` points at another `hydra-repro prepare` output. Prints and writes
-`summary.json` (overrides, wall times, headline scores). Results of the fourth session: docs/mini-run.md.
+`summary.json` (overrides, wall times, headline scores). Results: docs/mini-run.md.
 """
 
 from __future__ import annotations

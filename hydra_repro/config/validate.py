@@ -1,12 +1,13 @@
 """Validate a whole profile of params.yaml and the run registry before anything expensive starts.
 
     from hydra_repro.config.validate import validate_profile
-    validate_profile("params.yaml", "mini", "experiments/runs.yaml")
+    validate_profile("params.yaml", "mini")
 
-Every verb calls it first (`cli.main`), so a misspelled or missing section or key (`trian:`, `train.max_step`), an
-unknown profile or a registry run naming a missing setting stops the verb with one message, before anything is read,
-trained, written or deleted. Each section is checked by the dataclass of the job that owns it; the registry's fixed
-layouts are resolved at the profile's layer counts. Torch-free: a check costs milliseconds, not an import of torch.
+Every verb calls it first (`cli.main`), so a misspelled or missing section or key (`trian:`, `train.max_step`), a
+value out of range or an unknown profile stops the verb with one message, before anything is read, trained,
+written or deleted. Each section is checked by its dataclass in `hydra_repro.config`. The verbs that read the run
+registry check it too (`registry.check_registry`). Imports nothing but `hydra_repro.config`: a check costs
+milliseconds, and no stage's DVC deps grow with the modules of other stages.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from hydra_repro.config import dataclass_from_dict, load_params
+from hydra_repro.config.allocation import AllocationParams
+from hydra_repro.config.data import DataConfig
+from hydra_repro.config.gradnorm import GradNormConfig
+from hydra_repro.config.model import model_config_from_dict
+from hydra_repro.config.perfmodel import PerfModelConfig
+from hydra_repro.config.pretrain import PretrainConfig, VisionPretrainConfig, profile_vision
+from hydra_repro.config.search import SearchConfig
+from hydra_repro.config.smol import SmolLMConfig
+from hydra_repro.config.train import TrainConfig
 from hydra_repro.errors import UserError
 
 # Every section a profile must have: no verb falls back to defaults for a section that is missing or misspelled.
@@ -48,28 +58,34 @@ def _named(prefix: str, key: str, e: UserError) -> UserError:
     return UserError(f"{prefix}.{key}: {msg}")
 
 
-def _section_classes() -> dict[str, Any]:
-    """Section name -> the dataclass that owns it (imported here: these modules are torch-free at import)."""
-    from hydra_repro.allocation import AllocationParams
-    from hydra_repro.config.data import DataConfig
-    from hydra_repro.config.gradnorm import GradNormConfig
-    from hydra_repro.perfmodel import PerfModelConfig
-    from hydra_repro.pretrain import PretrainConfig
-    from hydra_repro.pretrain_vision import VisionPretrainConfig
-    from hydra_repro.search import SearchConfig
-    from hydra_repro.smol import SmolLMConfig
-    from hydra_repro.train_config import TrainConfig
+SECTION_CLASSES: dict[str, Any] = {
+    "data": DataConfig,
+    "pretrain_vision": VisionPretrainConfig,
+    "pretrain": PretrainConfig,
+    "gradnorm": GradNormConfig,
+    "train": TrainConfig,
+    "allocation": AllocationParams,
+    "search": SearchConfig,
+    "perfmodel": PerfModelConfig,
+    "lm": SmolLMConfig,
+}
 
+
+def profile_seeds(section: dict[str, Any], where: str) -> int:
+    """`profiles.<profile>.seeds`: how many training seeds each replicated run gets."""
+    n = section.get("seeds", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"{where}.seeds: got {n!r}; expected an integer >= 1 (training seeds per replicated run)")
+    return n
+
+
+def profile_layers(params: str | Path, profile: str | None = None) -> dict[str, int]:
+    """Model role -> LM layer count of a (validated) profile."""
+    name, section = load_params(params, profile)
+    where = f"{params}: profiles.{name}.models"
     return {
-        "data": DataConfig,
-        "pretrain_vision": VisionPretrainConfig,
-        "pretrain": PretrainConfig,
-        "gradnorm": GradNormConfig,
-        "train": TrainConfig,
-        "allocation": AllocationParams,
-        "search": SearchConfig,
-        "perfmodel": PerfModelConfig,
-        "lm": SmolLMConfig,
+        role: model_config_from_dict(spec, f"{where}.{role}").lm.num_hidden_layers
+        for role, spec in section["models"].items()
     }
 
 
@@ -83,22 +99,17 @@ def _check_sections(section: dict[str, Any], where: str, required: tuple[str, ..
         raise UserError(f"{where}: section {missing[0]!r} is missing; every profile sets all of {list(required)}")
 
 
-def validate_profile(params: str | Path, profile: str | None = None, registry: str | Path | None = None) -> str:
-    """Check every section of one profile (and the registry at its scale); returns the profile name.
+def validate_profile(params: str | Path, profile: str | None = None) -> str:
+    """Check every section of one profile; returns the profile name.
 
     A nested name ("mini.smol") checks its top-level profile, nested probe included, as a whole.
     """
     name, _ = load_params(params, profile)
-    top = str(name).split(".")[0]
-    _validate(params, top, registry)
+    _validate(params, str(name).split(".")[0])
     return name
 
 
-def _validate(params: str | Path, name: str, registry: str | Path | None, nested: bool = False) -> None:
-    from hydra_repro.config.model import model_config_from_dict
-    from hydra_repro.pretrain_vision import profile_vision
-    from hydra_repro.replicate import profile_seeds
-
+def _validate(params: str | Path, name: str, nested: bool = False) -> None:
     _, section = load_params(params, name)
     where = f"{params}: profiles.{name}"
     if nested:
@@ -106,7 +117,7 @@ def _validate(params: str | Path, name: str, registry: str | Path | None, nested
     else:
         _check_sections(section, where, SECTIONS, ())
     built = {}
-    for key, cls in _section_classes().items():
+    for key, cls in SECTION_CLASSES.items():
         if key not in section:
             continue
         if not isinstance(section[key], dict):
@@ -118,7 +129,7 @@ def _validate(params: str | Path, name: str, registry: str | Path | None, nested
     if nested:
         return
     profile_seeds(section, where)
-    _validate(params, f"{name}.smol", None, nested=True)
+    _validate(params, f"{name}.smol", nested=True)
     evaluate = section["evaluate"]
     if not isinstance(evaluate, dict):
         raise UserError(f"{where}.evaluate: got {evaluate!r}; expected a mapping of settings")
@@ -132,24 +143,12 @@ def _validate(params: str | Path, name: str, registry: str | Path | None, nested
     if not isinstance(models, dict) or set(models) != {"small", "large"}:
         got = sorted(models) if isinstance(models, dict) else models
         raise UserError(f"{where}.models: got {got!r}; expected the roles ['large', 'small']")
-    layers = {}
     for role, spec in models.items():
         if not isinstance(spec, dict):
             raise UserError(f"{where}.models.{role}: got {spec!r}; expected a mapping (preset, lm, vision)")
         try:
-            layers[role] = model_config_from_dict(spec, f"{where}.models.{role}").lm.num_hidden_layers
+            model_config_from_dict(spec, f"{where}.models.{role}")
         except UserError as e:
             raise _named(f"{where}.models", role, e) from None
     if built["pretrain_vision"].mode == "train":
         profile_vision(section, where)  # one tower for all models
-    if registry is not None:
-        from hydra_repro.registry import RANDOM_LAYOUT, load_registry, load_replicated
-        from hydra_repro.schedule import Schedule
-
-        load_replicated(registry)
-        for run, spec in load_registry(registry).items():
-            if spec.layout is not None and spec.layout != RANDOM_LAYOUT:
-                try:
-                    Schedule.fixed(spec.layout, layers[spec.model], built["allocation"].r_standard)
-                except UserError as e:
-                    raise UserError(f"{registry}: run {run}: {e}") from None
