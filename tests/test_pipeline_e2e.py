@@ -125,3 +125,50 @@ def test_parallel_replicates_equal_one_at_a_time(smoke_repo, tmp_path):
         ra, rb = (json.loads((outs[j][1] / f"{name}.json").read_text()) for j in ("1", "2"))
         assert all(ra[k] == rb[k] for k in ("headline", "metrics", "samples")), name
     assert (outs["2"][0] / "lora_small_s43.log").stat().st_size > 0
+
+
+def lock_outs(root: Path) -> dict[str, str]:
+    """`stage:out path` -> md5 of every output in `root`'s dvc.lock."""
+    import yaml
+
+    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    return {f"{name}:{o['path']}": o["md5"] for name, st in stages.items() for o in st.get("outs", [])}
+
+
+def test_another_path_gives_the_same_hashes(smoke_repo, tmp_path_factory):
+    """A second copy at another (deeper) path runs the stages up to one training with plain `dvc repro`: every
+    output hashes as in the first copy, so DVC's run cache holds across machines and checkouts."""
+    root = tmp_path_factory.mktemp("elsewhere") / "a" / "deeper" / "checkout"
+    copy_tracked(root)
+    shutil.copy2(smoke_repo / "params.yaml", root / "params.yaml")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    git_commit_all(root, env)
+    out = subprocess.run(["dvc", "repro", "train@lora_small"], cwd=root, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    here, there = lock_outs(root), lock_outs(smoke_repo)
+    assert {
+        "prepare:data/smoke",
+        "pretrain_vision:models/smoke/vision",
+        "train@lora_small:runs/smoke/lora_small",
+    } <= set(here)
+    assert {k: here[k] for k in here} == {k: there[k] for k in here}
+
+
+def test_prepare_reproduces_the_committed_hash(tmp_path_factory):
+    """`dvc repro prepare` of the committed profile in a fresh copy writes exactly the data that dvc.lock records."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("fresh") / "checkout"
+    copy_tracked(root)
+    shutil.copy2(REPO / "dvc.lock", root / "dvc.lock")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    git_commit_all(root, env)
+    committed = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]["prepare"]
+    out = subprocess.run(
+        ["dvc", "repro", "--force", "--single-item", "prepare"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    produced = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["prepare"]
+    assert produced["outs"] == committed["outs"]
