@@ -23,6 +23,7 @@ from hydra_repro.errors import UserError
 
 # verb -> (module, one-line help). Add a verb here when its module exists and works.
 VERBS: dict[str, tuple[str, str]] = {
+    "check": ("hydra_repro.check", "the first stage: validate the whole profile and the run registry"),
     "allocate": ("hydra_repro.allocate_cli", "HyDRA rank allocation from per-layer gradient norms (eq. 5-10)"),
     "prepare": ("hydra_repro.prepare", "build a profile's data: LLaVA-format JSON, images, eval sets, task YAMLs"),
     "gradnorm": ("hydra_repro.gradnorm", "average gradient norms per layer and component during LoRA (eq. 1)"),

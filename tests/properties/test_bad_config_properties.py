@@ -25,6 +25,7 @@ PROFILES = sorted(PARAMS["profiles"])
 
 # verb -> its arguments besides --params (placeholders: validation must stop the verb before it reads them)
 VERBS: dict[str, list[str]] = {
+    "check": ["--registry", "runs.yaml"],
     "prepare": ["--registry", "runs.yaml"],
     "pretrain-vision": [],
     "pretrain": ["--model", "small"],
@@ -38,7 +39,7 @@ VERBS: dict[str, list[str]] = {
     "perfmodel": [],
     "tables": ["--registry", "runs.yaml"],
 }
-REGISTRY_VERBS = ("prepare", "allocate", "tables")
+REGISTRY_VERBS = ("check", "prepare", "allocate", "tables")
 # (section, key, a value out of its range) for keys every shipped profile has or may have
 OUT_OF_RANGE = [
     ("train", "seed", -1),
