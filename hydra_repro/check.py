@@ -1,6 +1,7 @@
 """`hydra-repro check`: the pipeline's first stage; validates the whole profile and the run registry.
 
-    hydra-repro check --params params.yaml --profile mini --registry experiments/runs.yaml --out results/mini/checked.json
+    hydra-repro check --params params.yaml --profile mini --registry experiments/runs.yaml \
+        --out results/mini/checked.json
 
 Every stage of dvc.yaml depends on its output, and it depends on the whole profile, so after any edit of the profile
 or the registry DVC runs this stage first. A bad edit then stops `dvc repro` here, before DVC removes the outputs
