@@ -114,3 +114,19 @@ def test_jobs_is_validated_before_anything_runs(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"--jobs: got '0'"):
         repro.run(parser.parse_args(["--jobs", "0"]))
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_dry_run_lists_the_changed_stages_and_everything_downstream_in_order():
+    from hydra_repro.repro import stale_stages
+
+    graph = {
+        "prepare": set(),
+        "vision": {"prepare"},
+        "fetch": set(),
+        "pretrain": {"vision", "fetch"},
+        "tables": {"pretrain"},
+    }
+    assert stale_stages(graph, {"prepare"}) == ["prepare", "vision", "pretrain", "tables"]
+    assert stale_stages(graph, {"fetch"}) == ["fetch", "pretrain", "tables"]
+    assert stale_stages(graph, set()) == []
+    assert stale_stages(graph, set(graph)) == ["fetch", "prepare", "vision", "pretrain", "tables"]
