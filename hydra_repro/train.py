@@ -733,6 +733,15 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _sort_target_modules(config: Path) -> None:
+    """PEFT writes `target_modules` (a set) in the process's string-hash order; sorted, the run hashes the same in
+    every process and on every machine. PEFT reads the list back as a set, so loading is unchanged."""
+    data = json.loads(config.read_text(encoding="utf-8"))
+    if isinstance(data.get("target_modules"), list):
+        data["target_modules"] = sorted(data["target_modules"])
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _publish(
     model: Any,
     cfg: TrainConfig,
@@ -757,6 +766,7 @@ def _publish(
     else:
         stage.mkdir()
         model.save_pretrained(str(stage / ADAPTER_DIR))
+        _sort_target_modules(stage / ADAPTER_DIR / "adapter_config.json")
         tokenizer.save_pretrained(str(stage))
         image_processor.save_pretrained(str(stage))
         projector = model.get_base_model().model.mm_projector.modules_to_save["default"]

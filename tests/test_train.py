@@ -127,6 +127,8 @@ def test_lora_run_published_and_loadable(fx, tmp_path):
     assert sidecar["packages"]["peft"] and sidecar["wall_time_s"] > 0 and len(sidecar["lock_sha256"]) == 64
     log = [json.loads(line) for line in (out / T.LOG_FILE).read_text().splitlines()]
     assert [row["step"] for row in log if "loss" in row] == [1, 2, 3, 4]
+    targets = json.loads((out / T.ADAPTER_DIR / "adapter_config.json").read_text())["target_modules"]
+    assert targets == sorted(targets)  # PEFT's set order varies per process; the run must hash the same
 
     ranks = json.loads((out / T.RANKS_FILE).read_text())
     base = build_model(PRESETS["tiny"])
