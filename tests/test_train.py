@@ -483,3 +483,27 @@ def test_a_truncated_image_stops_training_before_it_starts(fx, tmp_path):
     with pytest.raises(UserError, match=r"record 3 \(id '3'\): image file .*img/3\.png is not a readable image"):
         T.train_run(tiny_config(), fx["base"], images / "train.json", images, tmp_path / "runs" / "bad")
     assert not (tmp_path / "runs").exists()  # nothing published, no work directory left
+
+
+def test_training_stops_when_peft_realizes_another_rank(fx, tmp_path, monkeypatch):
+    """The PEFT boundary is checked inside training: a rank_pattern that misses one module (PEFT then silently gives
+    it the default rank) stops the run, naming the module, before anything is published."""
+    schedule = Schedule.from_layer_dicts(
+        [
+            dict(q_proj=1, k_proj=1, v_proj=2, o_proj=2, up_proj=3, down_proj=2, gate_proj=2),
+            dict(q_proj=2, k_proj=2, v_proj=3, o_proj=3, up_proj=4, down_proj=3, gate_proj=3),
+        ],
+        name="hand",
+    )
+    honest = Schedule.peft_patterns
+
+    def tampered(self, alpha_ratio=2.0):
+        default_r, ranks, alphas = honest(self, alpha_ratio)
+        key = next(k for k in ranks if k.endswith("up_proj") and ranks[k] != default_r)
+        return default_r, {k: v for k, v in ranks.items() if k != key}, {k: v for k, v in alphas.items() if k != key}
+
+    monkeypatch.setattr(Schedule, "peft_patterns", tampered)
+    cfg = tiny_config(method="schedule", max_steps=1)
+    with pytest.raises(RuntimeError, match=r"module '.*mlp\.up_proj': planned rank \d, realized rank \d"):
+        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "runs" / "bad", schedule=schedule)
+    assert not (tmp_path / "runs" / "bad").exists()
