@@ -599,3 +599,24 @@ def test_a_benchmark_every_run_scores_the_same_is_named_as_untestable():
     inp.results["c"] = tables.RunResult("c", "ok", {"mme": 1.0, "gqa": 2.0})
     assert tables._constant_benchmarks(inp, ["mme", "gqa"]) == {"mme": 1.0}
     assert "Every run scores the same on MME" in "\n".join(tables._habit_lines(inp, ["mme", "gqa"]))
+
+
+def test_table_3_cells_by_column_against_hand_computed_values(tree):
+    """The LoRA 1.7B block of Table III, read by column header: the paper row holds paper_values.yaml's numbers,
+    ours the mean of the three seeds, and Δ = ours − paper (not paper − ours), each in its own column."""
+    root, results, _ = tree
+    paper = load_yaml(PAPER_VALUES)
+    labels = paper["benchmarks"]
+    row = next(r for r in paper["table_3"]["rows"] if r["method"] == "MobileVLM 1.7B w/ LoRA")
+    head = json.loads((results / "runs" / "lora_small.json").read_text())["headline"]
+    header, rows = md_rows((root / "tables" / "table_3.md").read_text())
+    at = next(i for i, r in enumerate(rows) if r[0] == "MobileVLM 1.7B w/ LoRA")
+    paper_row, ours_row, delta_row = rows[at], rows[at + 1], rows[at + 2]
+    assert (paper_row[5], ours_row[0], ours_row[5], delta_row[5]) == ("paper", "lora_small", "ours", "Δ")
+    for key, label in labels.items():
+        col = header.index(label)
+        mean = head[key] + sum(SEED_SHIFTS.values()) / 3  # seeds 42, 43, 44
+        digits = 1 if key == "mme" else 2
+        assert float(paper_row[col]) == pytest.approx(row["values"][key]), label
+        assert float(ours_row[col].split(" ± ")[0]) == pytest.approx(mean, abs=0.6 * 10**-digits), label
+        assert float(delta_row[col]) == pytest.approx(mean - row["values"][key], abs=0.6 * 10**-digits), label
