@@ -156,7 +156,8 @@ def test_another_path_gives_the_same_hashes(smoke_repo, tmp_path_factory):
 
 
 def test_prepare_reproduces_the_committed_hash(tmp_path_factory):
-    """`dvc repro prepare` of the committed profile in a fresh copy writes exactly the data that dvc.lock records."""
+    """`dvc repro prepare` (and the `check` stage before it) of the committed profile in a fresh copy writes exactly
+    the data that dvc.lock records."""
     import yaml
 
     root = tmp_path_factory.mktemp("fresh") / "checkout"
@@ -166,9 +167,7 @@ def test_prepare_reproduces_the_committed_hash(tmp_path_factory):
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", DVC_NO_ANALYTICS="1")
     git_commit_all(root, env)
     committed = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]["prepare"]
-    out = subprocess.run(
-        ["dvc", "repro", "--force", "--single-item", "prepare"], cwd=root, env=env, capture_output=True, text=True
-    )
+    out = subprocess.run(["dvc", "repro", "prepare"], cwd=root, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     produced = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["prepare"]
     assert produced["outs"] == committed["outs"]
