@@ -3,6 +3,8 @@
     D=/work/scratch/kill; P="env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 1 .venv/bin/python"
     $P experiments/calibration/kill_tests.py text  --data $D/data --out $D/text_24x64_micro.pt --steps 2000 \
         --micro-share 0.25 --short-share 0.25          # also: --layers 8, --hidden 128, --micro-share 0
+    $P experiments/calibration/kill_tests.py text  --data $D/data --out $D/text_24x64_micro_8k.pt --steps 8000 \
+        --micro-share 0.25 --short-share 0.25 --eval-every 250 --stop-yesno 0.85 --save-every-eval
     $P experiments/calibration/kill_tests.py align --data $D/data --vision $D/vision --lm $D/text_24x64_micro.pt \
         --stage1 captions --steps 400 --out $D/align_captions_24x64_micro.pt      # or --stage1 all
     $P experiments/calibration/kill_tests.py rank  --data $D/data --vision $D/vision \
@@ -213,7 +215,7 @@ def cosine(step: int, steps: int, lr: float, warmup: float = 0.03) -> float:
     return lr * (step + 1) / w if step < w else lr * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, steps - w)))
 
 
-def train_loop(model, params, batches, steps: int, lr: float, log_every: int, on_log=None) -> list[dict]:
+def train_loop(model, params, batches, steps: int, lr: float, log_every: int, on_log=None, stop=None) -> list[dict]:
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
     model.train()
     log, window, t0 = [], [], time.time()
@@ -232,6 +234,8 @@ def train_loop(model, params, batches, steps: int, lr: float, log_every: int, on
             log.append(entry)
             window = []
             print(json.dumps(entry), flush=True)
+            if stop is not None and stop(entry):
+                break
     return log
 
 
@@ -264,16 +268,27 @@ def cmd_text(a, tok, items, tests) -> dict:
     ds = LlavaDataset(recs, tok, None, ".", TEMPLATE, max_length=128)
     params = [p for p in model.parameters() if p.requires_grad]
     questions = {k: v for k, v in eval_questions(tests).items()}
+
+    def save() -> None:
+        torch.save({"state": model.state_dict(), "layers": a.layers, "hidden": a.hidden}, a.out)
+
+    def on_log() -> dict:
+        acc = evaluate(model, tok, questions, "text")
+        if a.save_every_eval:  # a run stopped from outside keeps its last evaluated model
+            save()
+        return acc
+
     log = train_loop(
         model,
         params,
         loader(ds, a.batch, a.seed, tok.pad_token_id),
         a.steps,
         a.lr,
-        a.steps // 8,
-        lambda: evaluate(model, tok, questions, "text"),
+        a.eval_every or a.steps // 8,
+        on_log,
+        (lambda e: e["yesno"] >= a.stop_yesno) if a.stop_yesno is not None else None,
     )
-    torch.save({"state": model.state_dict(), "layers": a.layers, "hidden": a.hidden}, a.out)
+    save()
     return {"log": log, "final": log[-1]}
 
 
@@ -406,6 +421,9 @@ def main() -> None:
     p.add_argument("--lora-lr", type=float, default=1e-3)
     p.add_argument("--full-lr", type=float, default=2e-4)
     p.add_argument("--n-test", type=int, default=300, help="held-out test images (one question per task each)")
+    p.add_argument("--eval-every", type=int, default=0, help="text: steps between evaluations (0: steps // 8)")
+    p.add_argument("--stop-yesno", type=float, help="text: stop (and save) once held-out long yes/no reaches this")
+    p.add_argument("--save-every-eval", action="store_true", help="text: overwrite --out at every evaluation")
     a = p.parse_args()
     torch.set_num_threads(1)
     random.seed(a.seed)
