@@ -117,10 +117,11 @@ def with_producer(message: str) -> str:
     """`message`, plus the DVC stage that makes the missing file it names (`run dvc repro <stage> first`)."""
     if "not found" not in message:
         return message
+    outputs = _stage_outputs()
     for token in re.findall(r"[\w./@-]+", message):
         if "/" not in token or Path(token).exists():
             continue
-        for pattern, name, foreach in _stage_outputs():
+        for pattern, name, foreach in outputs:
             match = pattern.match(token.rstrip("."))
             if match:
                 stage = f"{name}@{match.group('item')}" if foreach and "item" in pattern.groupindex else name

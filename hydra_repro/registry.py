@@ -135,7 +135,7 @@ def check_registry(path: str | Path, params: str | Path, profile: str | None = N
     from hydra_repro.config.validate import profile_layers
 
     name, section = load_params(params, profile)
-    layers = profile_layers(params, name)
+    layers = profile_layers(section, f"{params}: profiles.{name}")
     r_standard = dataclass_from_dict(AllocationParams, section["allocation"], "allocation").r_standard
     load_replicated(path)
     for run, spec in load_registry(path).items():

@@ -79,10 +79,9 @@ def profile_seeds(section: dict[str, Any], where: str) -> int:
     return n
 
 
-def profile_layers(params: str | Path, profile: str | None = None) -> dict[str, int]:
-    """Model role -> LM layer count of a (validated) profile."""
-    name, section = load_params(params, profile)
-    where = f"{params}: profiles.{name}.models"
+def profile_layers(section: dict[str, Any], where: str) -> dict[str, int]:
+    """Model role -> LM layer count of a (validated) profile's section; `where` names it in errors."""
+    where = f"{where}.models"
     return {
         role: model_config_from_dict(spec, f"{where}.{role}").lm.num_hidden_layers
         for role, spec in section["models"].items()
