@@ -33,10 +33,10 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    from hydra_repro.evaluate import import_lmms_eval, run_lmms_eval
-    from hydra_repro.lmms_model import HydraVLM
+    from hydra_repro.eval.harness import import_lmms_eval, run_lmms_eval
+    from hydra_repro.eval.lmms_model import HydraVLM
     from hydra_repro.tasks import MINI_TASKS, write_task_yamls
-    from hydra_repro.tasks.fixtures import write_mini_eval_sets, write_random_model
+    from tests.fakes import write_mini_eval_sets, write_random_model
 
     import_lmms_eval()
     import torch

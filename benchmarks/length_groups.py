@@ -21,21 +21,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hydra_repro import train as T
+from hydra_repro.adapters import attach, peft_config
 from hydra_repro.config import load_params
+from hydra_repro.config import train as train_config
 from hydra_repro.config.pretrain import PretrainConfig
-from hydra_repro.data import DataCollator, LlavaDataset, load_records, model_template
-from hydra_repro.microbatch import grouped_loss, split
-from hydra_repro.modeling import load_model, process_images
+from hydra_repro.data import conversation
+from hydra_repro.data.conversation import DataCollator, LlavaDataset, load_records, model_template
+from hydra_repro.data.microbatch import grouped_loss, split
+from hydra_repro.model.checkpoint import load_model
+from hydra_repro.model.vlm import process_images
+from hydra_repro.training import trainer
 
 
 def batches(kind: str, params: dict, n: int, lm) -> tuple[list[dict], int]:
     data = Path("data/mini")
-    images = T.image_folder(data / "train.json", None)
+    images = conversation.image_folder(data / "train.json", None)
     if kind == "train":
-        cfg = T.TrainConfig(**params["train"])
+        cfg = train_config.TrainConfig(**params["train"])
         size = cfg.per_device_batch_size
-        ds = T.make_dataset(
+        ds = trainer.make_dataset(
             data / "train.json",
             images,
             lm.tokenizer,
@@ -72,8 +76,10 @@ def main() -> None:
     lm = load_model("models/mini/small")
     model = lm.model
     if args.kind == "train":
-        cfg = T.TrainConfig(**{**params["train"], "method": "lora", "rank": params["allocation"]["r_standard"]})
-        model, _ = T.attach_adapter(model, cfg, T.plan_schedule(cfg, model, None), total_steps=10)
+        cfg = train_config.TrainConfig(
+            **{**params["train"], "method": "lora", "rank": params["allocation"]["r_standard"]}
+        )
+        model, _ = attach.attach_adapter(model, cfg, peft_config.plan_schedule(cfg, model, None), total_steps=10)
     else:
         for q in model.parameters():
             q.requires_grad_(True)

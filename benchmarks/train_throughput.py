@@ -28,11 +28,12 @@ import time
 
 import torch
 
-from hydra_repro import train as T
+from hydra_repro.adapters import attach, peft_config
+from hydra_repro.config import train as train_config
 from hydra_repro.config.model import PRESETS
 from hydra_repro.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
-from hydra_repro.modeling import build_model
-from hydra_repro.schedule import Schedule
+from hydra_repro.core.schedule import Schedule
+from hydra_repro.model.vlm import build_model
 
 BATCH, TEXT_TOKENS = 16, 48
 ROOFLINE = 130e9
@@ -81,17 +82,17 @@ def build(variant: str, rank: int, hidden: int | None = None):
     cfg = preset(hidden)
     model = build_model(cfg).train()
     method, *flags = variant.split("+")
-    tcfg = T.TrainConfig(
+    tcfg = train_config.TrainConfig(
         method=method,
         rank=rank,
         lora_dropout=0.0 if "p0" in flags else 0.05,
         fast_lora="peft" not in flags,
         max_steps=10,
     )
-    schedule = T.plan_schedule(
+    schedule = peft_config.plan_schedule(
         tcfg, model, hydra_like(cfg.lm.num_hidden_layers, rank) if method == "schedule" else None
     )
-    model, record = T.attach_adapter(model, tcfg, schedule, total_steps=10)
+    model, record = attach.attach_adapter(model, tcfg, schedule, total_steps=10)
     return model.train(), record
 
 

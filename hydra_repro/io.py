@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -45,8 +46,40 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise UserError(f"{path}: not valid JSON ({e}); expected a {what}") from None
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def json_text(obj: Any, sort_keys: bool = False) -> str:
+    """The one JSON layout of every file this project writes: 2-space indent, a final newline."""
+    return json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = False) -> None:
+    atomic_write_text(path, json_text(obj, sort_keys))
+
+
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = False) -> None:
+    """A JSON file inside a directory that `atomic_dir` publishes as a whole (no rename of its own needed)."""
+    Path(path).write_text(json_text(obj, sort_keys), encoding="utf-8")
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[Any]) -> None:
+    """One JSON object per line (training logs), inside a directory that `atomic_dir` publishes."""
+    Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """The JSON in `path`, or None when it is missing or torn (a work directory left by a crash)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (checkpoints and wheels do not fit comfortably in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @contextmanager

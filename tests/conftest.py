@@ -24,7 +24,7 @@ def smoke_data(tmp_path_factory):
     """The smoke profile's data (params.yaml), built once per pytest run (~2 s)."""
     from hydra_repro.config import dataclass_from_dict, load_params
     from hydra_repro.config.data import DataConfig
-    from hydra_repro.prepare import prepare
+    from hydra_repro.data.build import prepare
 
     _, section = load_params(REPO / "params.yaml", "smoke")
     out = tmp_path_factory.mktemp("smoke") / "data"

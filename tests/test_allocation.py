@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hydra_repro.allocation import (
+from hydra_repro.constants import COMPONENTS
+from hydra_repro.core.allocation import (
     CONFIG4_PAPER,
     FIXED_LAYOUTS,
     MOBILELLAMA_1_4B,
@@ -17,7 +18,6 @@ from hydra_repro.allocation import (
     r1_initial,
     trainable_params,
 )
-from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import InfeasibleError
 
 
@@ -121,8 +121,8 @@ def test_setting4_needs_even_delta_d():
 
 
 def test_the_config_names_every_rule_and_setting_the_core_implements():
-    from hydra_repro import allocation
     from hydra_repro.config import allocation as names
+    from hydra_repro.core import allocation
 
     assert tuple(allocation.RULES) == names.RULES
     assert tuple(allocation.FINE_SETTINGS) == names.FINE_SETTINGS

@@ -1,4 +1,5 @@
-"""Tests of hydra_repro.data: templates, LLaVA record validation, label masking, tokenizer, dataset + collator."""
+"""Tests of hydra_repro.data.conversation: templates, LLaVA record validation, label masking, tokenizer, dataset and
+collator."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from hydra_repro.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
-from hydra_repro.data import (
+from hydra_repro.data.conversation import (
     V1,
     DataCollator,
     LlavaDataset,

@@ -95,10 +95,10 @@ def test_every_stage_depends_on_its_verbs_import_closure() -> None:
 
 def test_a_stage_missing_a_module_is_named() -> None:
     text = DVC_YAML.read_text(encoding="utf-8")
-    dropped = text.replace("      - hydra_repro/schedule.py\n", "", 1)
-    assert dropped != text, "dvc.yaml lists hydra_repro/schedule.py nowhere"
+    dropped = text.replace("      - hydra_repro/core/schedule.py\n", "", 1)
+    assert dropped != text, "dvc.yaml lists hydra_repro/core/schedule.py nowhere"
     problems = check(dropped)
-    assert problems and all("hydra_repro/schedule.py" in p for p in problems)
+    assert problems and all("hydra_repro/core/schedule.py" in p for p in problems)
 
 
 @pytest.mark.parametrize("verb", sorted(v for v in VERBS if v != "repro"))
@@ -110,14 +110,14 @@ def test_every_verb_has_a_stage_and_imports_only_project_files_that_exist(verb: 
 
 def test_the_closure_sees_lazy_imports() -> None:
     # train imports modeling inside functions (torch is heavy); the closure must still see it
-    assert "hydra_repro/modeling.py" in required_files("train")
-    assert "hydra_repro/schedule.py" in required_files("train")
+    assert "hydra_repro/model/vlm.py" in required_files("train")
+    assert "hydra_repro/core/schedule.py" in required_files("train")
     assert Path(module_file("hydra_repro.tasks")).name == "__init__.py"
 
 
 def test_the_writer_produces_what_the_check_accepts() -> None:
     text = DVC_YAML.read_text(encoding="utf-8")
-    broken = text.replace("      - hydra_repro/schedule.py\n", "", 1).replace(
+    broken = text.replace("      - hydra_repro/core/schedule.py\n", "", 1).replace(
         "      - hydra_repro/cli.py\n", "      - hydra_repro/cli.py\n      - hydra_repro/no_such_module.py\n", 1
     )
     assert check(broken)

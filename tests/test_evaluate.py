@@ -13,8 +13,9 @@ import pytest
 
 from hydra_repro.errors import UserError
 from hydra_repro.provenance import sidecar_path
+from hydra_repro.stages import evaluate as stage
 from hydra_repro.tasks import BENCHMARKS, MINI_TASKS, write_task_yamls
-from hydra_repro.tasks.fixtures import (
+from tests.fakes import (
     fake_components,
     mini_rows,
     write_mini_eval_sets,
@@ -29,8 +30,8 @@ EXPECTED = {"mme": 700.0, "mmbench": 83.3333, "textvqa": 83.3333, "pope": 66.666
 
 @pytest.fixture(scope="module")
 def ev():
-    """hydra_repro.evaluate with lmms-eval imported once for the module."""
-    from hydra_repro import evaluate
+    """hydra_repro.eval.harness with lmms-eval imported once for the module."""
+    from hydra_repro.eval import harness as evaluate
 
     evaluate.import_lmms_eval()
     return evaluate
@@ -50,7 +51,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 def _fake_factory(run_dir: Path):
-    from hydra_repro.lmms_model import HydraVLM
+    from hydra_repro.eval.lmms_model import HydraVLM
 
     return HydraVLM.from_components(*fake_components({"red": "blue"}), batch_size=4, name=str(run_dir))
 
@@ -110,12 +111,12 @@ def test_provenance_beside_the_result(two_results, two_result_files) -> None:
 
 def test_real_model_through_the_cli_verb(ev, data_dir, tiny_model_dir, tmp_path) -> None:
     parser = argparse.ArgumentParser()
-    ev.add_arguments(parser)
+    stage.add_arguments(parser)
     args = parser.parse_args(
         [str(tiny_model_dir), "--data-dir", str(data_dir), "--results-dir", str(tmp_path), "--tasks", "pope,mini_gqa"]
         + ["--max-new-tokens", "3", "--batch-size", "8"]
     )
-    assert ev.run(args) == 0
+    assert stage.run(args) == 0
     result = json.loads((tmp_path / "tiny_base.json").read_text())
     assert set(result["headline"]) == {"pope", "gqa"}
     assert all(isinstance(r["prediction"], str) for r in result["samples"]["pope"])
@@ -140,10 +141,10 @@ def test_lmms_eval_failure_exits_non_zero_without_a_result_file(ev, tiny_model_d
     write_parquet(rows, root / "eval" / "mini_mme.parquet")
     write_task_yamls(root / "tasks", root / "eval")
     parser = argparse.ArgumentParser()
-    ev.add_arguments(parser)
+    stage.add_arguments(parser)
     args = parser.parse_args([str(tiny_model_dir), "--data-dir", str(root), "--results-dir", str(tmp_path / "out")])
     args.tasks = "mme"
-    assert ev.run(args) == 1
+    assert stage.run(args) == 1
     assert "lmms-eval failed on tasks ['mini_mme']: AssertionError" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -1,5 +1,5 @@
-"""Tests of hydra_repro.gradnorm: the callback's per-step norms and eq. 1's averages against a hand-written training
-loop on the tiny model, pre- vs post-clipping, the zero A gradients of step 1, the output file and the CLI.
+"""Tests of hydra_repro.training.gradnorm: the callback's per-step norms and eq. 1's averages against a hand-written
+training loop on the tiny model, pre- vs post-clipping, the zero A gradients of step 1, the output file and the CLI.
 
 Run: `.venv/bin/python -m pytest tests/test_gradnorm.py -q`.
 """
@@ -16,14 +16,16 @@ import pytest
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
-from hydra_repro import gradnorm as G
-from hydra_repro import train as T
+from hydra_repro.adapters import attach
+from hydra_repro.config import gradnorm as gradnorm_config
+from hydra_repro.config import train as train_config
 from hydra_repro.constants import COMPONENTS
-from hydra_repro.data import DataCollator
+from hydra_repro.core.schedule import Schedule
+from hydra_repro.data.conversation import DataCollator
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import load_model
+from hydra_repro.model.checkpoint import load_model
 from hydra_repro.provenance import sidecar_path
-from hydra_repro.schedule import Schedule
+from hydra_repro.training import gradnorm, trainer
 from tests.conftest import write_profile
 from tests.test_train import make_fixture, tiny_config
 
@@ -49,21 +51,23 @@ def recorded(fx, tmp_path_factory):
     # No dropout: the reference loop needs no shared RNG. A small max_grad_norm makes every step clip.
     cfg = tiny_config(lora_dropout=0.0, learning_rate=5e-2, max_grad_norm=0.05)
     out = tmp_path_factory.mktemp("res") / "gradnorm.json"
-    result, callback = G.run_gradnorm(cfg, G.GradNormConfig(steps=STEPS), fx["base"], fx["data"], fx["images"], out)
+    result, callback = gradnorm.run_gradnorm(
+        cfg, gradnorm_config.GradNormConfig(steps=STEPS), fx["base"], fx["data"], fx["images"], out
+    )
     return cfg, result, callback, out
 
 
-def reference_norms(cfg: T.TrainConfig, fx) -> list[torch.Tensor]:
+def reference_norms(cfg: train_config.TrainConfig, fx) -> list[torch.Tensor]:
     """A plain PyTorch loop with the Trainer's recipe: per step, ||grad|| of each LoRA tensor before clipping."""
     loaded = load_model(fx["base"])
     n_layers = loaded.model.config.num_hidden_layers
-    model, _ = T.attach_adapter(loaded.model, cfg, Schedule.uniform(n_layers, cfg.rank), STEPS)
-    dataset = T.make_dataset(fx["data"], fx["images"], loaded.tokenizer, loaded.image_processor, cfg.max_length)
+    model, _ = attach.attach_adapter(loaded.model, cfg, Schedule.uniform(n_layers, cfg.rank), STEPS)
+    dataset = trainer.make_dataset(fx["data"], fx["images"], loaded.tokenizer, loaded.image_processor, cfg.max_length)
     batch = DataCollator(loaded.tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)
     sched = get_cosine_schedule_with_warmup(opt, math.ceil(cfg.warmup_ratio * STEPS), STEPS)
-    params = G.lora_parameters(model, n_layers)
+    params = gradnorm.lora_parameters(model, n_layers)
     model.train()
     out = []
     for _ in range(STEPS):
@@ -114,25 +118,25 @@ def test_output_file(recorded):
     assert len(data["series"]["layer_norms"]) == STEPS and len(data["series"]["loss"]) == STEPS
     assert data["lora_params"] > 0 and "provenance" not in data
     assert json.loads(sidecar_path(out).read_text())["packages"]["torch"]
-    from hydra_repro.allocate_cli import read_norms
+    from hydra_repro.core.readers import read_norms
 
     assert read_norms(out) == data["layer_norms"]  # the input format of `hydra-repro allocate --grad-norms`
 
 
 def test_summarize_and_config_validation():
     rec = [{"step": s, "pre": torch.full((1, 7, 2), float(s)), "post": torch.full((1, 7, 2), 1.0)} for s in (1, 2, 3)]
-    res = G.summarize(rec, skip_first_steps=1)
+    res = gradnorm.summarize(rec, skip_first_steps=1)
     assert res["layer_norms"] == [2.5] and res["component_norms"]["up_proj"] == 2.5
     rec[0]["pre"][0, 3, 0] = 0.0  # one zero A gradient in step 1: the automatic rule skips step 1 only
-    assert G.summarize(rec)["skip_first_steps"] == 1
-    assert G.summarize(rec, skip_first_steps=0)["layer_norms"] == pytest.approx([(1 - 1 / 14 + 2 + 3) / 3])
+    assert gradnorm.summarize(rec)["skip_first_steps"] == 1
+    assert gradnorm.summarize(rec, skip_first_steps=0)["layer_norms"] == pytest.approx([(1 - 1 / 14 + 2 + 3) / 3])
     assert res["series"]["clip_scale"] == pytest.approx([1.0, 0.5, 1 / 3])
     with pytest.raises(UserError, match="gradnorm.steps"):
-        G.GradNormConfig(steps=0)
+        gradnorm_config.GradNormConfig(steps=0)
     with pytest.raises(UserError, match="gradnorm.rank"):
-        G.GradNormConfig(rank=0)
+        gradnorm_config.GradNormConfig(rank=0)
     with pytest.raises(UserError, match="skip_first_steps"):
-        G.GradNormConfig(steps=1, skip_first_steps=1)
+        gradnorm_config.GradNormConfig(steps=1, skip_first_steps=1)
 
 
 def test_cli(fx, tmp_path):
@@ -141,7 +145,7 @@ def test_cli(fx, tmp_path):
     train = {"rank": 2, "global_batch_size": 4, "per_device_batch_size": 4, "max_length": 64, "learning_rate": 0.01}
     params = write_profile(tmp_path, train=train, gradnorm={"steps": 3, "rank": 2})
     out = tmp_path / "results" / "gradnorm.json"
-    cli.VERBS.setdefault("gradnorm", ("hydra_repro.gradnorm", "gradnorm"))
+    cli.VERBS.setdefault("gradnorm", ("hydra_repro.training.gradnorm", "gradnorm"))
     argv = [
         "gradnorm",
         "--params",

@@ -12,15 +12,15 @@ import pytest
 
 from hydra_repro.constants import IMAGE_TOKEN_INDEX
 from hydra_repro.errors import UserError
-from hydra_repro.tasks.fixtures import COLOURS, TRAILER, colour_image, fake_components, write_random_model
+from tests.fakes import COLOURS, TRAILER, colour_image, fake_components, write_random_model
 
 
 @pytest.fixture(scope="module")
 def HydraVLM():
-    from hydra_repro.evaluate import import_lmms_eval
+    from hydra_repro.eval.harness import import_lmms_eval
 
     import_lmms_eval()
-    from hydra_repro.lmms_model import HydraVLM
+    from hydra_repro.eval.lmms_model import HydraVLM
 
     return HydraVLM
 
@@ -72,7 +72,7 @@ def test_max_new_tokens_from_the_task_and_the_cap(HydraVLM) -> None:
 
 
 def test_prompt_puts_the_image_first_in_the_v1_template(HydraVLM) -> None:
-    from hydra_repro import data
+    from hydra_repro.data import conversation as data
 
     tokenizer = data.build_word_tokenizer([data.V1.system, "USER: ASSISTANT: Is the shape red ?"])
     seen = []
@@ -157,7 +157,7 @@ def test_lmms_eval_cli_runs_the_model_by_name(tiny_model_dir, tmp_path) -> None:
     import sys
 
     from hydra_repro.tasks import write_task_yamls
-    from hydra_repro.tasks.fixtures import write_mini_eval_sets
+    from tests.fakes import write_mini_eval_sets
 
     write_mini_eval_sets(tmp_path / "eval", n=6, tasks=["mini_pope"])
     write_task_yamls(tmp_path / "tasks", tmp_path / "eval")

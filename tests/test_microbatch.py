@@ -1,9 +1,6 @@
-"""Length-sorted micro-batches (hydra_repro.microbatch): the split is a trimmed permutation of the batch (Hypothesis),
-the loss and gradients equal one padded batch's (reference test on a tiny VLM), and the Trainer and stage-I paths
-train to the same weights.
-
-Run: `.venv/bin/python -m pytest tests/test_microbatch.py -q`.
-"""
+"""Length-sorted micro-batches (hydra_repro.data.microbatch): the split is a trimmed permutation of the batch
+(Hypothesis), the loss and gradients equal one padded batch's (reference test on a tiny VLM), and the Trainer and
+stage-I paths train to the same weights. Run: `.venv/bin/python -m pytest tests/test_microbatch.py -q`."""
 
 from __future__ import annotations
 
@@ -14,13 +11,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hydra_repro import train as T
+from hydra_repro.adapters import rundir
 from hydra_repro.config.model import PRESETS
 from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from hydra_repro.data.microbatch import grouped_loss, split, target_count
 from hydra_repro.errors import UserError
-from hydra_repro.microbatch import grouped_loss, split, target_count
-from hydra_repro.modeling import build_model
+from hydra_repro.model.vlm import build_model
+from hydra_repro.training import instruct
 from tests.test_train import adapter_weights, make_fixture, tiny_config
 
 
@@ -137,11 +135,13 @@ def fx(tmp_path_factory):
 
 def test_trainer_with_length_groups_trains_the_same_weights(fx, tmp_path):
     kw = dict(per_device_batch_size=4, global_batch_size=4, max_steps=3, lora_dropout=0.0)
-    one = T.train_run(tiny_config(**kw), fx["base"], fx["data"], fx["images"], tmp_path / "one")
-    three = T.train_run(tiny_config(length_groups=3, **kw), fx["base"], fx["data"], fx["images"], tmp_path / "three")
-    assert json.loads((three / T.RUN_FILE).read_text())["length_groups"] == 3
+    one = instruct.train_run(tiny_config(**kw), fx["base"], fx["data"], fx["images"], tmp_path / "one")
+    three = instruct.train_run(
+        tiny_config(length_groups=3, **kw), fx["base"], fx["data"], fx["images"], tmp_path / "three"
+    )
+    assert json.loads((three / rundir.RUN_FILE).read_text())["length_groups"] == 3
     losses = [
-        [row["loss"] for row in map(json.loads, (run / T.LOG_FILE).read_text().splitlines()) if "loss" in row]
+        [row["loss"] for row in map(json.loads, (run / instruct.LOG_FILE).read_text().splitlines()) if "loss" in row]
         for run in (one, three)
     ]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # the logged batch loss, not k parts' sum of means

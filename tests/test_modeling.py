@@ -1,4 +1,4 @@
-"""Tests of hydra_repro.modeling: LDP projector vs MobileVLM's construction, image splice, loss masking, generation
+"""Tests of hydra_repro.model.vlm: LDP projector vs MobileVLM's construction, image splice, loss masking, generation
 (cache vs recompute, batched vs single), the image really steering answers, MobileVLM checkpoint layout and bad input.
 
 Run: `.venv/bin/python -m pytest tests/test_modeling.py -q` (about 15 s on 2 cores).
@@ -24,7 +24,9 @@ from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaFo
 from hydra_repro.config.model import PRESETS, LMConfig, ModelConfig, VisionConfig, model_config_from_dict
 from hydra_repro.constants import COMPONENTS, IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import LDPNetProjector, build_model, lm_dims, load_model, lora_target_names, process_images
+from hydra_repro.model.checkpoint import load_model
+from hydra_repro.model.projector import LDPNetProjector
+from hydra_repro.model.vlm import build_model, lm_dims, lora_target_names, process_images
 
 TINY = ModelConfig()
 N_VIS = TINY.num_visual_tokens  # 16x16 image, patch 4 -> 4x4 grid -> LDP -> 2x2 = 4 tokens

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hydra_repro.allocation import coarse_ranks
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.config.allocation import AllocationParams
+from hydra_repro.core.allocation import coarse_ranks
 from hydra_repro.errors import UserError
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

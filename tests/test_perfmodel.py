@@ -7,19 +7,19 @@ import json
 import numpy as np
 import pytest
 
+from hydra_repro.config.perfmodel import PerfModelConfig
+from hydra_repro.core.schedule import Schedule
 from hydra_repro.errors import UserError
-from hydra_repro.perfmodel import (
+from hydra_repro.report.inputs import read_perfmodel
+from hydra_repro.search.perfmodel import (
     BENCHMARKS,
     MODELS,
-    PerfModelConfig,
     Standardizer,
     _errors,
     collect_points,
     fit_transformer,
     run_perfmodel,
 )
-from hydra_repro.schedule import Schedule
-from hydra_repro.tables import read_perfmodel
 
 LAYERS, R = 6, 8
 
@@ -133,7 +133,7 @@ def test_points_come_from_evaluated_schedule_runs_of_the_role(tmp_path):
 def test_the_stage_records_a_degenerate_data_set_when_asked(tmp_path):
     import argparse
 
-    from hydra_repro import perfmodel
+    from hydra_repro.stages import perfmodel
 
     params = tmp_path / "params.yaml"
     for mode, expect in (("record", 0), ("error", None)):
@@ -167,7 +167,7 @@ def test_kfold_errors_are_stored_per_fold_for_paired_comparisons():
 def test_the_stage_fits_and_writes_the_per_fold_errors(tmp_path, capsys):
     import argparse
 
-    from hydra_repro import perfmodel
+    from hydra_repro.stages import perfmodel
 
     params = tmp_path / "params.yaml"
     params.write_text("profile: smoke\nprofiles:\n  smoke:\n    perfmodel: {epochs: 5, folds: 2, repeats: 1}\n")

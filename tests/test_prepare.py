@@ -22,10 +22,12 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from hydra_repro import prepare as P  # noqa: E402
-from hydra_repro.data import V1, load_records, load_tokenizer, render  # noqa: E402
+from hydra_repro.config import data
+from hydra_repro.data import build, mini_questions, mini_world
+from hydra_repro.data.conversation import V1, load_records, load_tokenizer, render  # noqa: E402
 from hydra_repro.errors import UserError  # noqa: E402
 from hydra_repro.provenance import sidecar_path  # noqa: E402
+from hydra_repro.stages import prepare
 from hydra_repro.tasks import resolve_task_yamls  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,10 +68,10 @@ def write_params(folder: Path, profiles: dict, profile: str = "smoke") -> Path:
 
 def run_prepare(params: Path, out: Path | None = None, profile: str | None = None) -> int:
     parser = argparse.ArgumentParser()
-    P.add_arguments(parser)
+    prepare.add_arguments(parser)
     argv = ["--params", str(params), "--registry", str(Path(__file__).resolve().parents[1] / "experiments/runs.yaml")]
     argv += (["--out", str(out)] if out else []) + (["--profile", profile] if profile else [])
-    return P.run(parser.parse_args(argv))
+    return prepare.run(parser.parse_args(argv))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def evals(smoke) -> dict[str, list[dict]]:
     from datasets import load_dataset
 
     out = {}
-    for task in P.EVAL_TASKS:
+    for task in data.EVAL_TASKS:
         ds = load_dataset("parquet", data_files={"test": str(smoke / "eval" / f"{task}.parquet")}, split="test")
         assert ds.column_names == COLUMNS[task], task
         out[task] = list(ds)
@@ -113,13 +115,13 @@ def test_smoke_build_writes_the_layout_and_a_manifest(smoke):
     train = load_records(smoke / "train.json", smoke / "images")
     assert manifest["files"]["train.json"]["records"] == len(train) <= 300
     assert manifest["files"]["pretrain.json"]["records"] == len(pre)
-    for task in P.EVAL_TASKS:
+    for task in data.EVAL_TASKS:
         rows = pq.read_metadata(smoke / "eval" / f"{task}.parquet").num_rows
         assert rows == manifest["files"][f"eval/{task}.parquet"]["rows"] and 20 <= rows <= 40, task
     assert {r.image for r in train if r.image} == {r.image for r in pre if r.image}
     assert any(r.image is None for r in train) and any(r.image is None for r in pre)  # text-only, as in 665K
     formats = manifest["files"]["train.json"]["formats"]
-    assert set(formats) == {*P.FAMILIES, "text"}, formats
+    assert set(formats) == {*data.FAMILIES, "text"}, formats
     n_images = SMOKE["train_shapes"] + SMOKE["train_digit_canvases"] + SMOKE["vision_digit_canvases"]
     assert len(list((smoke / "images").rglob("*.png"))) == n_images
     assert manifest["files"]["vision.json"]["records"] == n_images
@@ -138,7 +140,7 @@ def test_prepare_is_deterministic_and_independent_of_its_path(smoke, tmp_path):
 
 def test_task_yamls_are_portable_and_resolve_to_the_eval_sets(smoke, tmp_path):
     resolved = resolve_task_yamls(smoke / "tasks", smoke / "eval", tmp_path / "tasks")
-    for task in P.EVAL_TASKS:
+    for task in data.EVAL_TASKS:
         portable = (smoke / "tasks" / f"{task}.yaml").read_text()
         assert "@EVAL_DIR@" in portable and str(smoke.resolve()) not in portable
         text = (resolved / f"{task}.yaml").read_text()
@@ -147,7 +149,7 @@ def test_task_yamls_are_portable_and_resolve_to_the_eval_sets(smoke, tmp_path):
 
 def test_no_test_image_in_training_data(smoke, evals):
     train_hashes = {pixels_hash(p) for p in (smoke / "images").rglob("*.png")}
-    for task in P.EVAL_TASKS:
+    for task in data.EVAL_TASKS:
         table = pq.read_table(smoke / "eval" / f"{task}.parquet", columns=["image"]).column("image").to_pylist()
         test_hashes = {pixels_hash(cell["bytes"]) for cell in table}
         assert not train_hashes & test_hashes, task
@@ -159,7 +161,7 @@ def test_no_test_image_in_training_data(smoke, evals):
 
 def test_vision_labels_describe_their_images(smoke):
     doc = json.loads((smoke / "vision.json").read_text())
-    assert doc["heads"] == {h: list(c) for h, c in P.VISION_HEADS.items()}
+    assert doc["heads"] == {h: list(c) for h, c in build.VISION_HEADS.items()}
     numbers = {}  # the digit canvases of train.json name their number in the pretraining captions
     for rec in json.loads((smoke / "pretrain.json").read_text()):
         caption = rec.get("image") and rec["conversations"][1]["value"]
@@ -172,7 +174,7 @@ def test_vision_labels_describe_their_images(smoke):
             px = np.asarray(im.convert("RGB"))
         kinds[labels["kind"]] += 1
         if labels["kind"] == "shape":
-            shape, color, size, hpos, vpos = P.shape_attributes(px)
+            shape, color, size, hpos, vpos = mini_world.shape_attributes(px)
             expected = {"kind": "shape", "shape": shape, "color": color, "size": size, "hpos": hpos, "vpos": vpos}
             assert labels == {k: v for k, v in expected.items() if v is not None}, rec
         else:
@@ -191,10 +193,10 @@ def test_vision_labels_describe_their_images(smoke):
 
 def test_digit_sizes_must_fit_the_canvas():
     with pytest.raises(UserError, match=r"data.digit_min_px: got 22; expected a size at which 3 digits"):
-        P.DataConfig(max_digits=3)
+        data.DataConfig(max_digits=3)
     with pytest.raises(UserError, match=r"data.digit_min_px: got 12; expected 6..digit_max_px \(10\)"):
-        P.DataConfig(digit_min_px=12, digit_max_px=10)
-    assert P.DataConfig(max_digits=3, digit_min_px=14, digit_max_px=20).max_digits == 3
+        data.DataConfig(digit_min_px=12, digit_max_px=10)
+    assert data.DataConfig(max_digits=3, digit_min_px=14, digit_max_px=20).max_digits == 3
 
 
 def test_tokenizer_covers_every_prompt_and_answer(smoke, evals):
@@ -202,7 +204,7 @@ def test_tokenizer_covers_every_prompt_and_answer(smoke, evals):
     texts = [render(V1, r.turns)[0] for r in load_records(smoke / "train.json", None)]
     for task, rows in evals.items():
         for row in rows:
-            texts.append(P.prompt_for(task, row, ocr=task == "mini_textvqa"))
+            texts.append(mini_questions.prompt_for(task, row, ocr=task == "mini_textvqa"))
     for text in texts:
         text = text.replace("<image>", "")
         ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -254,7 +256,7 @@ def test_eval_sets_follow_the_benchmark_conventions(evals):
         assert isinstance(r["question_id"], int) and len(r["answers"]) == 10 and r["answers"][0].isdigit()
         assert isinstance(r["ocr_tokens"], list)
     pope = evals["mini_pope"]
-    for cat in P.POPE_CATEGORIES:
+    for cat in mini_questions.POPE_CATEGORIES:
         answers = Counter(r["answer"] for r in pope if r["category"] == cat)
         assert answers["yes"] == answers["no"] > 0
     assert all(r["question"].startswith("Is there a ") and r["question"].endswith(" in the image?") for r in pope)
@@ -294,9 +296,9 @@ def test_lmms_eval_renders_and_scores_the_eval_sets(evals):
     for task, (fn, rel) in renderers.items():
         kwargs = _task_kwargs(rel)
         for row in evals[task]:
-            assert fn(row, kwargs) == P.prompt_for(task, row), (task, row["question"])
+            assert fn(row, kwargs) == mini_questions.prompt_for(task, row), (task, row["question"])
             if task == "mini_textvqa":
-                assert fn(row, {**kwargs, "ocr": True}) == P.prompt_for(task, row, ocr=True)
+                assert fn(row, {**kwargs, "ocr": True}) == mini_questions.prompt_for(task, row, ocr=True)
 
     mme = [mme_process_results(r, [r["answer"]])["mme_perception_score"] for r in evals["mini_mme"]]
     assert mme_aggregate_results(mme) == 200 * 5  # acc + acc+ = 200 in each of the 5 perception categories
@@ -318,16 +320,16 @@ def test_pixel_attributes_agree_with_easy_vqa_questions():
     attrs = {}
     for i, path in paths.items():
         with Image.open(path) as im:
-            attrs[i] = P.shape_attributes(np.asarray(im.convert("RGB")))
+            attrs[i] = mini_world.shape_attributes(np.asarray(im.convert("RGB")))
     checked = 0
     for q, a, i in zip(*easy_vqa.get_test_questions(), strict=True):
         shape, color = attrs[i][:2]
-        if a in P.SHAPES:
+        if a in mini_world.SHAPES:
             assert a == shape, (i, q)
-        elif a in P.COLORS:
+        elif a in mini_world.COLORS:
             assert a == color, (i, q)
         elif " not " not in q and " no " not in q:
-            named = [w for w in (*P.SHAPES, *P.COLORS) if w in q]
+            named = [w for w in (*mini_world.SHAPES, *mini_world.COLORS) if w in q]
             assert (a == "yes") == all(w in (shape, color) for w in named), (i, q)
         else:
             continue
@@ -380,7 +382,7 @@ def test_paper_profile_lists_every_missing_input_in_one_message(tmp_path, monkey
     root = tmp_path / "llava"
     (root / "pre" / "images" / "00000").mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(root / "pre" / "images" / "00000" / "000000012.jpg")
-    for _, rel, _ in P._665K_FOLDERS:
+    for _, rel, _ in build._665K_FOLDERS:
         (root / "images" / rel).mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(root / "images" / "coco" / "train2017" / "000000033471.jpg")
     caption = [{"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"}]
@@ -433,14 +435,14 @@ def test_profile_override_and_default_output(tmp_path, monkeypatch):
 def test_described_records_ask_about_their_description():
     """pretrain_described adds text-only records after the image records (which stay the same) whose answers follow
     from the description of a train image."""
-    cfg = P.DataConfig(train_shapes=30, pretrain_described=1.0, text_only_fraction=0.0)
-    items = P.load_shapes("train", 30, cfg)
-    plain, _ = P.build_records(items, dataclasses.replace(cfg, pretrain_described=0.0), "pretrain", [])
-    records, formats = P.build_records(items, cfg, "pretrain", [])
+    cfg = data.DataConfig(train_shapes=30, pretrain_described=1.0, text_only_fraction=0.0)
+    items = mini_world.load_shapes("train", 30, cfg)
+    plain, _ = mini_questions.build_records(items, dataclasses.replace(cfg, pretrain_described=0.0), "pretrain", [])
+    records, formats = mini_questions.build_records(items, cfg, "pretrain", [])
     assert records[: len(plain)] == plain
     described = records[len(plain) :]
     assert len(described) == 30 and formats["described"] == sum(len(r.turns) for r in described)
-    by_caption = {P.caption(it): it for it in items}
+    by_caption = {mini_questions.caption(it): it for it in items}
     checked = 0
     for record in described:
         assert record.image is None and record.id.startswith("described-")
@@ -461,4 +463,4 @@ def test_described_records_ask_about_their_description():
 
 def test_described_records_must_be_a_sane_share():
     with pytest.raises(UserError, match=r"data\.pretrain_described: got -1\.0"):
-        P.DataConfig(pretrain_described=-1.0)
+        data.DataConfig(pretrain_described=-1.0)

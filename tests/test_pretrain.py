@@ -9,9 +9,9 @@ import pytest
 from hydra_repro.config.model import model_config_from_dict
 from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import load_model
-from hydra_repro.pretrain import lr_at, pretrain
+from hydra_repro.model.checkpoint import load_model
 from hydra_repro.provenance import sidecar_path
+from hydra_repro.training.pretrain import lr_at, pretrain
 
 TINY = {
     "preset": "tiny",

@@ -12,9 +12,9 @@ from transformers import CLIPVisionModel
 from hydra_repro.config.model import model_config_from_dict
 from hydra_repro.config.pretrain import PretrainConfig, VisionPretrainConfig, profile_vision
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import load_model
-from hydra_repro.pretrain import pretrain
-from hydra_repro.pretrain_vision import load_vision_labels, pretrain_vision
+from hydra_repro.model.checkpoint import load_model
+from hydra_repro.training.pretrain import pretrain
+from hydra_repro.training.vision import load_vision_labels, pretrain_vision
 
 TINY = {"preset": "tiny", "lm": {"num_hidden_layers": 2, "max_position_embeddings": 512}}
 VISION = {"image_size": 64, "patch_size": 16}

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from hydra_repro.allocation import MOBILELLAMA_1_4B, MOBILELLAMA_2_7B, ModelDims
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.config.allocation import AllocationParams
+from hydra_repro.core.allocation import MOBILELLAMA_1_4B, MOBILELLAMA_2_7B, ModelDims
+from hydra_repro.core.registry import load_registry, resolve
 from hydra_repro.errors import InfeasibleError, UserError
-from hydra_repro.registry import load_registry, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "experiments" / "runs.yaml"
@@ -22,7 +22,7 @@ def profile_dims(profile: str) -> dict[str, ModelDims]:
     if profile == "paper":
         return {"small": MOBILELLAMA_1_4B, "large": MOBILELLAMA_2_7B}
     from hydra_repro.config.model import model_config_from_dict
-    from hydra_repro.modeling import lm_dims
+    from hydra_repro.model.vlm import lm_dims
 
     _, section = load_params(REPO / "params.yaml", profile)
     out = {}
@@ -101,7 +101,7 @@ def test_hydra_run_without_norms_is_an_error():
 
 
 def test_replicated_runs_must_exist_with_their_own_role(tmp_path):
-    from hydra_repro.registry import load_replicated
+    from hydra_repro.core.registry import load_replicated
 
     base = "runs:\n  lora_small: {model: small, method: lora}\n"
     path = tmp_path / "runs.yaml"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hydra_repro import evaluate, replicate, train
 from hydra_repro.config.validate import profile_seeds
 from hydra_repro.errors import UserError
+from hydra_repro.stages import evaluate, replicate, train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from hydra_repro import repro
 from hydra_repro.errors import UserError
+from hydra_repro.stages import repro
 
 # prepare -> pretrain@{small,large} -> train@{a,b} (small) ; tables needs everything
 GRAPH = {
@@ -117,7 +117,7 @@ def test_jobs_is_validated_before_anything_runs(tmp_path, monkeypatch):
 
 
 def test_a_dry_run_lists_the_changed_stages_and_everything_downstream_in_order():
-    from hydra_repro.repro import stale_stages
+    from hydra_repro.stages.repro import stale_stages
 
     graph = {
         "prepare": set(),

@@ -1,4 +1,4 @@
-"""MobileVLM's `group_by_modality_length` order (hydra_repro.sampling): properties over random data sets, and the
+"""MobileVLM's `group_by_modality_length` order (hydra_repro.data.sampling): properties over random data sets, and the
 Trainer path (batches really are single-modality, a resumed run replays the same order).
 
 Run: `.venv/bin/python -m pytest tests/test_sampling.py -q`.
@@ -13,14 +13,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hydra_repro import train as T
-from hydra_repro.data import Record
-from hydra_repro.sampling import (
+from hydra_repro.adapters import rundir
+from hydra_repro.data.conversation import Record
+from hydra_repro.data.sampling import (
     ModalityGroupedSampler,
     length_grouped_indices,
     modality_grouped_indices,
     modality_lengths,
 )
+from hydra_repro.training import instruct, trainer
 from tests.test_train import CrashAfter, adapter_weights, make_fixture, tiny_config
 
 lengths_st = st.lists(st.integers(1, 300).flatmap(lambda n: st.sampled_from([n, -n])), min_size=1, max_size=120)
@@ -112,9 +113,9 @@ def fx(tmp_path_factory):
 
 def test_trainer_trains_in_the_grouped_order_and_resume_replays_it(fx, tmp_path):
     cfg = tiny_config(group_by_modality=True, per_device_batch_size=2, global_batch_size=2, max_steps=6, save_steps=3)
-    a = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "a")
-    assert json.loads((a / T.RUN_FILE).read_text())["config"]["group_by_modality"] is True
-    plain = T.train_run(
+    a = instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "a")
+    assert json.loads((a / rundir.RUN_FILE).read_text())["config"]["group_by_modality"] is True
+    plain = instruct.train_run(
         tiny_config(per_device_batch_size=2, global_batch_size=2, max_steps=6, save_steps=3),
         fx["base"],
         fx["data"],
@@ -124,19 +125,21 @@ def test_trainer_trains_in_the_grouped_order_and_resume_replays_it(fx, tmp_path)
     wa, wp = adapter_weights(a), adapter_weights(plain)
     assert any(not torch.equal(wa[k], wp[k]) for k in wa)  # another order of the same samples: other weights
     with pytest.raises(KeyboardInterrupt):
-        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[CrashAfter(4)])
-    wc = adapter_weights(T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c"))
+        instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[CrashAfter(4)])
+    wc = adapter_weights(instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c"))
     for k in wa:
         assert torch.equal(wa[k], wc[k]), k  # resumed: the same batches in the same order
 
 
 def test_trainer_sampler_follows_the_flag(tmp_path):
-    args = T.training_arguments(tiny_config(per_device_batch_size=2, global_batch_size=2), tmp_path, 2, save=False)
+    args = trainer.training_arguments(
+        tiny_config(per_device_batch_size=2, global_batch_size=2), tmp_path, 2, save=False
+    )
     records = [Record(str(i), "x.png", (("<image>\nWhat is it?", "a" + " big" * i),)) for i in range(9)]
     records += [Record(str(i), None, (("Say hi.", "hi" + " hi" * i),)) for i in range(5)]
     dataset = type("Records", (), {"records": records, "__len__": lambda self: len(records)})()
-    grouped = T.make_trainer(torch.nn.Linear(1, 1), args, dataset, 0, group_by_modality=True)._get_train_sampler()
-    plain = T.make_trainer(torch.nn.Linear(1, 1), args, dataset, 0)._get_train_sampler()
+    grouped = trainer.make_trainer(torch.nn.Linear(1, 1), args, dataset, 0, group_by_modality=True)._get_train_sampler()
+    plain = trainer.make_trainer(torch.nn.Linear(1, 1), args, dataset, 0)._get_train_sampler()
     assert isinstance(grouped, ModalityGroupedSampler) and not isinstance(plain, ModalityGroupedSampler)
     order = list(grouped)
     text_only = {i for i, r in enumerate(records) if not r.image}

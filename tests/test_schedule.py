@@ -9,10 +9,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hydra_repro.allocation import ModelDims
 from hydra_repro.constants import COMPONENTS
+from hydra_repro.core.allocation import ModelDims
+from hydra_repro.core.schedule import Schedule
 from hydra_repro.errors import UserError
-from hydra_repro.schedule import Schedule
 
 layer_ranks = st.lists(st.tuples(*[st.integers(1, 64)] * len(COMPONENTS)), min_size=1, max_size=40)
 

@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from hydra_repro.allocation import ModelDims, budget_params, trainable_params
 from hydra_repro.config.perfmodel import PerfModelConfig
 from hydra_repro.config.search import SearchConfig
 from hydra_repro.constants import COMPONENTS
+from hydra_repro.core.allocation import ModelDims, budget_params, trainable_params
 from hydra_repro.errors import UserError
-from hydra_repro.perfmodel import BENCHMARKS
 from hydra_repro.provenance import sidecar_path
-from hydra_repro.search import Objective, Trainer, candidates, search
+from hydra_repro.search.candidates import candidates
+from hydra_repro.search.iterate import Objective, Trainer, search
+from hydra_repro.search.perfmodel import BENCHMARKS
 
 LAYERS, R = 12, 8
 DIMS = ModelDims(hidden_size=64, intermediate_size=176, num_attention_heads=4, num_key_value_heads=4,
@@ -175,8 +176,8 @@ def test_controls_feed_phi_but_never_become_z_star(tmp_path):
     """rsLoRA (another scaling, same ranks) is left out; the reversed-HyDRA control is data, not a HyDRA allocation."""
     import json
 
-    from hydra_repro.perfmodel import BENCHMARKS
-    from hydra_repro.search import initial_points
+    from hydra_repro.search.candidates import initial_points
+    from hydra_repro.search.perfmodel import BENCHMARKS
 
     layers = [{c: 2 for c in COMPONENTS}] * 2
     plans = {

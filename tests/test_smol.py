@@ -13,17 +13,18 @@ import pytest
 import torch
 from transformers import CLIPVisionModel
 
-from hydra_repro import smol
-from hydra_repro.allocation import ModelDims, budget_params
 from hydra_repro.config import load_params
 from hydra_repro.config.model import model_config_from_dict
 from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.config.smol import SmolLMConfig
-from hydra_repro.data import CHATML, V1, model_template, tokenize_conversation
+from hydra_repro.core.allocation import ModelDims, budget_params
+from hydra_repro.data.conversation import CHATML, V1, model_template, tokenize_conversation
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import assemble_model, clip_config, load_model
-from hydra_repro.pretrain import pretrain
-from hydra_repro.smol import fetch
+from hydra_repro.model import smol
+from hydra_repro.model.checkpoint import assemble_model, load_model
+from hydra_repro.model.hf_config import clip_config
+from hydra_repro.model.smol import fetch
+from hydra_repro.training.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "models" / "mini" / "smollm2"
@@ -180,7 +181,7 @@ def test_a_hub_lm_without_pad_token_and_a_recorded_clip(stand_in_lm, tower, tmp_
     the VLM (PEFT would look it up on the hub), and the paper profile's stage 0 that records CLIP's path."""
     import shutil
 
-    from hydra_repro.pretrain import recorded_tower
+    from hydra_repro.training.pretrain import recorded_tower
 
     lm = tmp_path / "hub_lm"
     shutil.copytree(stand_in_lm, lm)

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hydra_repro import tables
-from hydra_repro.stats import (
+from hydra_repro.core.stats import (
     Scorer,
     corrected_cv_interval,
     headline_from_records,
@@ -16,6 +15,7 @@ from hydra_repro.stats import (
     paired_bootstrap_seeds,
     seed_interval,
 )
+from hydra_repro.report import cells, inputs
 
 
 def mme_records(correct: list[tuple[int, int]], category: str = "color") -> list[dict]:
@@ -73,11 +73,11 @@ def test_bootstrap_resamples_mmbench_question_groups_together():
 def test_tables_star_an_interval_that_excludes_zero():
     same = {"gqa": [{"doc_id": i, "unit": i, "score": float(i % 2)} for i in range(200)]}
     better = {"gqa": [{"doc_id": i, "unit": i, "score": float(i % 4 != 0)} for i in range(200)]}
-    ours = tables.RunResult("hydra", "ok", {"gqa": 75.0}, samples=better)
-    lora = tables.RunResult("lora", "ok", {"gqa": 50.0}, samples=same)
-    cell = tables.vs_baseline(ours, lora, ["gqa"])[0]
-    assert cell.startswith("+25.00* [") and tables.vs_baseline(lora, lora, ["gqa"]) == ["+0.00 [0.00, 0.00]"]
-    assert tables.vs_baseline(tables.RunResult("x", "ok", {"gqa": 1.0}), lora, ["gqa"]) == [tables.MISSING]
+    ours = inputs.RunResult("hydra", "ok", {"gqa": 75.0}, samples=better)
+    lora = inputs.RunResult("lora", "ok", {"gqa": 50.0}, samples=same)
+    cell = cells.vs_baseline(ours, lora, ["gqa"])[0]
+    assert cell.startswith("+25.00* [") and cells.vs_baseline(lora, lora, ["gqa"]) == ["+0.00 [0.00, 0.00]"]
+    assert cells.vs_baseline(inputs.RunResult("x", "ok", {"gqa": 1.0}), lora, ["gqa"]) == [inputs.MISSING]
 
 
 def test_one_seed_per_side_agrees_with_a_plain_paired_bootstrap_written_here():

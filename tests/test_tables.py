@@ -20,13 +20,24 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hydra_repro import tables
-from hydra_repro.allocation import CONFIG4_PAPER, FINE_SETTINGS, FIXED_LAYOUTS
 from hydra_repro.config import dataclass_from_dict, load_params, load_yaml
 from hydra_repro.config.allocation import AllocationParams
 from hydra_repro.constants import COMPONENTS
+from hydra_repro.core.allocation import CONFIG4_PAPER, FINE_SETTINGS, FIXED_LAYOUTS
+from hydra_repro.core.registry import load_registry, load_replicated, resolve
 from hydra_repro.errors import UserError
-from hydra_repro.registry import load_registry, load_replicated, resolve
+from hydra_repro.report import (
+    allocation_tables,
+    claims,
+    controls,
+    figures,
+    inputs,
+    numbers,
+    outputs,
+    render,
+    results_tables,
+)
+from hydra_repro.stages import tables
 from hydra_repro.tasks import BENCHMARKS
 from tests.test_registry import profile_dims
 
@@ -341,17 +352,17 @@ def test_bad_input_is_named(tmp_path, target, content, needle):
 
 def test_unknown_profile(tmp_path):
     with pytest.raises(UserError, match="--profile: got 'huge'"):
-        tables.load_inputs("huge", tmp_path, tmp_path, REGISTRY, PAPER_VALUES)
+        inputs.load_inputs("huge", tmp_path, tmp_path, REGISTRY, PAPER_VALUES)
 
 
 def test_perfmodel_values_are_rendered_when_present(tmp_path):
     results, schedules = build_tree(tmp_path)
-    models = {m: {"mse": 0.2 + 0.01 * k, "mae": 0.3 + 0.01 * k} for k, m in enumerate(tables.PERF_MODELS)}
+    models = {m: {"mse": 0.2 + 0.01 * k, "mae": 0.3 + 0.01 * k} for k, m in enumerate(inputs.PERF_MODELS)}
     write_json(results / "perfmodel.json", {"models": models, "curves": {"train": [1.0, 0.5], "val": [1.1, 0.7]}})
-    inp = tables.load_inputs(
+    inp = inputs.load_inputs(
         "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
     )
-    _, rows = md_rows(tables.render_markdown(tables.table_8(inp), "mini"))
+    _, rows = md_rows(render.render_markdown(allocation_tables.table_8(inp), "mini"))
     assert rows[1][2:] == ["0.2000", "0.2100", "0.2200", "0.2300"]
     assert rows[2][5] == "+0.1043"  # 0.23 - 0.1257
 
@@ -361,13 +372,13 @@ def test_kfold_rows_when_the_perfmodel_has_them(tmp_path):
     models = {
         m: {"mse": 0.2, "mae": 0.3, "mse_kfold_mean": 0.25, "mse_kfold_std": 0.05, "mae_kfold_mean": 0.4}
         | {"mae_kfold_std": 0.01}
-        for m in tables.PERF_MODELS
+        for m in inputs.PERF_MODELS
     }
     write_json(results / "perfmodel.json", {"models": models, "curves": {}, "points": 17, "split": {"folds": 5}})
-    inp = tables.load_inputs(
+    inp = inputs.load_inputs(
         "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
     )
-    text = tables.render_markdown(tables.table_8(inp), "mini")
+    text = render.render_markdown(allocation_tables.table_8(inp), "mini")
     _, rows = md_rows(text)
     assert rows[3][1:] == ["ours, k-fold"] + ["0.2500 ± 0.0500"] * 4
     assert "17 schedules" in text
@@ -391,40 +402,40 @@ def test_search_best_joins_table_3_and_the_search_table(tmp_path):
             "timing": {"overhead_share": 0.01, "wall_s": 100, "train_s": 99.0},
         },
     )
-    inp = tables.load_inputs(
+    inp = inputs.load_inputs(
         "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
     )
-    _, rows = md_rows(tables.render_markdown(tables.table_3(inp), "mini"))
+    _, rows = md_rows(render.render_markdown(results_tables.table_3(inp), "mini"))
     zfine = [i for i, r in enumerate(rows) if r[0] == "HyDRA (Fine-grained) Z* (search)"]
     assert len(zfine) == 1 and rows[zfine[0] + 1][0] == "s4_d1_table_setting2"
     assert rows[zfine[0] + 1][6:] == ["10.0", "11.00", "12.00", "13.00", "14.00", "15.00"]
     assert any(r[0] == "s3_d2_x_coarse (Z*) vs lora_small" for r in rows)
-    text = tables.render_markdown(tables.table_search(inp), "mini")
+    text = render.render_markdown(controls.table_search(inp), "mini")
     _, rows = md_rows(text)
     assert rows == [["guided", "+0.100", "+0.500"], ["random", "+0.200", "+0.200"]]
     assert "99.0 s of training); its own overhead (fitting Φ, scoring) 1.00% of that" in text
-    assert tables.fig_search(inp)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figures.fig_search(inp)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_direction_agreement_by_hand():
-    assert tables.direction_agreement(48.45, 46.56, 30.0, 29.0) == "agree (>)"
-    assert tables.direction_agreement(51.78, 51.95, 30.0, 29.0) == "differs (paper <, ours >)"
-    assert tables.direction_agreement(1.0, 1.0, 2.0, 2.0) == "agree (=)"
-    assert tables.direction_agreement(1.0, 2.0, None, 2.0) == "—"
+    assert numbers.direction_agreement(48.45, 46.56, 30.0, 29.0) == "agree (>)"
+    assert numbers.direction_agreement(51.78, 51.95, 30.0, 29.0) == "differs (paper <, ours >)"
+    assert numbers.direction_agreement(1.0, 1.0, 2.0, 2.0) == "agree (=)"
+    assert numbers.direction_agreement(1.0, 2.0, None, 2.0) == "—"
 
 
 def test_number_formats():
-    assert tables.fmt(1147.04, "mme") == "1147.0" and tables.fmt(40.7, "textvqa") == "40.70"
-    assert tables.fmt(-2.5, "gqa", signed=True) == "-2.50" and tables.fmt(3.0, "mme", signed=True) == "+3.0"
-    assert tables.fmt_paper(1200.88, "mme") == "1200.88" and tables.fmt_paper(1147.0, "mme") == "1147.0"
-    assert tables.fmt_paper(52.2, "sqa_img") == "52.20" and tables.fmt_paper(None) == "-"
+    assert numbers.fmt(1147.04, "mme") == "1147.0" and numbers.fmt(40.7, "textvqa") == "40.70"
+    assert numbers.fmt(-2.5, "gqa", signed=True) == "-2.50" and numbers.fmt(3.0, "mme", signed=True) == "+3.0"
+    assert numbers.fmt_paper(1200.88, "mme") == "1200.88" and numbers.fmt_paper(1147.0, "mme") == "1147.0"
+    assert numbers.fmt_paper(52.2, "sqa_img") == "52.20" and numbers.fmt_paper(None) == "-"
 
 
 def test_latex_escape():
-    assert tables.latex_escape("VQA^T") == r"VQA$^{\mathrm{T}}$"
-    assert tables.latex_escape("R_i^Up -> R_i + Δd") == r"$R_i^{\mathrm{Up}}$ $\rightarrow$ $R_{i}$ + $\Delta d$"
-    assert tables.latex_escape("50% & a_b") == r"50\% \& a\_b"
-    assert tables.latex_escape("Q, K: −Δd/2; Up: +2Δd") == r"Q, K: $-\Delta d /2$; Up: $+2\Delta d$"
+    assert render.latex_escape("VQA^T") == r"VQA$^{\mathrm{T}}$"
+    assert render.latex_escape("R_i^Up -> R_i + Δd") == r"$R_i^{\mathrm{Up}}$ $\rightarrow$ $R_{i}$ + $\Delta d$"
+    assert render.latex_escape("50% & a_b") == r"50\% \& a\_b"
+    assert render.latex_escape("Q, K: −Δd/2; Up: +2Δd") == r"Q, K: $-\Delta d /2$; Up: $+2\Delta d$"
 
 
 # ---- the transcription ------------------------------------------------------------------------------------------
@@ -473,7 +484,7 @@ def test_transcription_agrees_with_the_code(paper):
             assert tuple(map(tuple, row["layers"])) == CONFIG4_PAPER["layers"]
             continue
         ranks = FIXED_LAYOUTS[row["setup"].lower()].layer_ranks(24, 128)
-        assert [(a, b, r) for a, b, r in tables.layer_runs(ranks)] == [
+        assert [(a, b, r) for a, b, r in numbers.layer_runs(ranks)] == [
             (a, b, r) for (a, b), r in zip(row["layers"], row["ranks"])
         ]
     for s in paper["table_6"]["settings"]:
@@ -487,18 +498,18 @@ def test_transcription_agrees_with_the_code(paper):
 
 def test_every_table_run_is_in_the_registry():
     runs = load_registry(REGISTRY)
-    assert set(tables.required_runs()) <= set(runs)
+    assert set(inputs.required_runs()) <= set(runs)
 
 
 def test_degenerate_search_and_perfmodel_are_noted_not_rendered(tmp_path):
     results, schedules = build_tree(tmp_path)
     write_json(results / "perfmodel.json", {"degenerate": "performance model: constant targets", "points": 3})
     write_json(results / "search.json", {"role": "small", "degenerate": "search: every benchmark is constant"})
-    inp = tables.load_inputs(
+    inp = inputs.load_inputs(
         "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
     )
     assert inp.perfmodel is None and inp.search is None
-    readme = tables.readme(inp, [])
+    readme = outputs.readme(inp, [])
     assert "perfmodel.json: not produced at this scale: performance model: constant targets" in readme
     assert "search.json: not produced at this scale: search: every benchmark is constant" in readme
 
@@ -529,8 +540,8 @@ def test_claims_verdicts_follow_the_evidence(tree):
 
 def test_claims_gradient_trend_uses_a_permutation_test():
     rising = [0.1 * i for i in range(24)]
-    assert tables.spearman(rising) == 1.0 and tables.permutation_p(rising) < 0.01
-    assert tables.permutation_p([1.0, 3.0, 2.0, 4.0, 0.5, 2.5]) > 0.05
+    assert numbers.spearman(rising) == 1.0 and claims.permutation_p(rising) < 0.01
+    assert claims.permutation_p([1.0, 3.0, 2.0, 4.0, 0.5, 2.5]) > 0.05
 
 
 def test_seed_replicates_give_mean_and_t_interval(tree):
@@ -546,7 +557,7 @@ def test_seed_replicates_give_mean_and_t_interval(tree):
 
 
 def test_replicated_runs_are_exactly_tables_2_to_4():
-    wanted = {run for t in ("table_2", "table_3", "table_4") for run in tables.TABLE_RUNS[t].values()}
+    wanted = {run for t in ("table_2", "table_3", "table_4") for run in inputs.TABLE_RUNS[t].values()}
     assert set(load_replicated(REGISTRY)) == wanted
 
 
@@ -555,7 +566,7 @@ def test_controls_table_compares_every_control_with_lora_at_budget(tree):
     text = (root / "tables" / "table_controls.md").read_text()
     _, rows = md_rows(text)
     ours = {r[1]: r for r in rows if r[4] == "ours"}
-    assert set(ours) == set(tables.TABLE_RUNS["table_controls"].values())
+    assert set(ours) == set(inputs.TABLE_RUNS["table_controls"].values())
     assert ours["random_d1_small"][3] == "+0.00%" and ours["reversed_coarse_small"][3] == ours["hydra_coarse_small"][3]
     assert ours["eva_small"][3] == "+3.00% (as built)" and ours["adalora_small"][3].endswith("(at start; prunes to C)")
     assert ours["rslora_small"][3] == "+0.00%"
@@ -565,7 +576,7 @@ def test_controls_table_compares_every_control_with_lora_at_budget(tree):
 
 @pytest.mark.parametrize(
     "shift, verdict",
-    [(+0.2, tables.NOT_REPRODUCED), (-0.3, tables.REPRODUCED), ("alternate", tables.INCONCLUSIVE)],
+    [(+0.2, claims.NOT_REPRODUCED), (-0.3, claims.REPRODUCED), ("alternate", claims.INCONCLUSIVE)],
 )
 def test_perfmodel_claim_compares_the_same_folds(shift, verdict):
     base = [1.0 + 0.1 * (i % 3) for i in range(15)]  # the folds differ a lot; the models' difference is what counts
@@ -575,30 +586,30 @@ def test_perfmodel_claim_compares_the_same_folds(shift, verdict):
         trans = [b + shift + 0.01 * (i % 2) for i, b in enumerate(base)]
     per_fold = {"transformer": trans, "rf": base} | {k: [b + 1 for b in base] for k in ("mlp", "lightgbm")}
     m = {k: {"mse_kfold": v, "mse_kfold_mean": sum(v) / len(v)} for k, v in per_fold.items()}
-    evidence, got = tables._perfmodel_claim(m, {"folds": 5})
+    evidence, got = controls._perfmodel_claim(m, {"folds": 5})
     assert got == verdict, evidence
     assert "transformer − rf (the best baseline) per fold" in evidence
 
 
-def _run(name: str, seeds: int, value: float = 1.0) -> tables.RunResult:
+def _run(name: str, seeds: int, value: float = 1.0) -> inputs.RunResult:
     head = dict.fromkeys(["mme", "gqa"], value)
-    reps = [tables.RunResult(f"{name}_s{k}", "ok", head) for k in range(seeds - 1)]
-    return tables.RunResult(name, "ok", head, replicates=reps)
+    reps = [inputs.RunResult(f"{name}_s{k}", "ok", head) for k in range(seeds - 1)]
+    return inputs.RunResult(name, "ok", head, replicates=reps)
 
 
 def test_claims_count_a_star_only_when_both_runs_have_several_seeds(monkeypatch):
-    monkeypatch.setattr(tables, "compare", lambda a, b, bench: {"diff": 1.0, "low": 0.5, "high": 1.5})
-    assert tables._claim_sig(_run("a", 3), _run("b", 3), ["mme", "gqa"]) == (2, 0, 0, "")
-    better, worse, unclear, note = tables._claim_sig(_run("a", 3), _run("b", 1), ["mme", "gqa"])
+    monkeypatch.setattr(claims, "compare", lambda a, b, bench: {"diff": 1.0, "low": 0.5, "high": 1.5})
+    assert claims._claim_sig(_run("a", 3), _run("b", 3), ["mme", "gqa"]) == (2, 0, 0, "")
+    better, worse, unclear, note = claims._claim_sig(_run("a", 3), _run("b", 1), ["mme", "gqa"])
     assert (better, worse, unclear) == (0, 0, 2) and "2 starred, not counted: one training seed" in note
 
 
 def test_a_benchmark_every_run_scores_the_same_is_named_as_untestable():
     inp = SimpleNamespace(results={"a": _run("a", 3), "b": _run("b", 1)}, benchmarks={"mme": "MME", "gqa": "GQA"})
-    assert tables._constant_benchmarks(inp, ["mme", "gqa"]) == {"mme": 1.0, "gqa": 1.0}
-    inp.results["c"] = tables.RunResult("c", "ok", {"mme": 1.0, "gqa": 2.0})
-    assert tables._constant_benchmarks(inp, ["mme", "gqa"]) == {"mme": 1.0}
-    assert "Every run scores the same on MME" in "\n".join(tables._habit_lines(inp, ["mme", "gqa"]))
+    assert claims._constant_benchmarks(inp, ["mme", "gqa"]) == {"mme": 1.0, "gqa": 1.0}
+    inp.results["c"] = inputs.RunResult("c", "ok", {"mme": 1.0, "gqa": 2.0})
+    assert claims._constant_benchmarks(inp, ["mme", "gqa"]) == {"mme": 1.0}
+    assert "Every run scores the same on MME" in "\n".join(claims._habit_lines(inp, ["mme", "gqa"]))
 
 
 def test_table_3_cells_by_column_against_hand_computed_values(tree):

@@ -19,7 +19,7 @@ from hydra_repro.tasks import (
     lmms_eval_tasks_dir,
     write_task_yamls,
 )
-from hydra_repro.tasks.fixtures import fake_components, real_rows, write_mini_eval_sets, write_parquet
+from tests.fakes import fake_components, real_rows, write_mini_eval_sets, write_parquet
 
 # The fake sees red as blue; with 12 documents (colours cycle over 6) this gives, per benchmark:
 BLIND = {"red": "blue"}
@@ -54,7 +54,7 @@ REAL_YAML = {
 @pytest.fixture(scope="module")
 def lmms():
     """lmms-eval imported once for the module (~3-10 s)."""
-    from hydra_repro.evaluate import import_lmms_eval
+    from hydra_repro.eval.harness import import_lmms_eval
 
     return import_lmms_eval()
 
@@ -131,8 +131,8 @@ def _paper_task_dir(root: Path) -> Path:
 def test_paper_tasks_score_fabricated_real_schema_docs(tmp_path, lmms, monkeypatch) -> None:
     """The real tasks (with their `submission` metrics) run offline on fabricated docs; upload files go to a
     temporary output dir, not the working directory; MME counts perception only."""
-    from hydra_repro.evaluate import run_lmms_eval, summarize
-    from hydra_repro.lmms_model import HydraVLM
+    from hydra_repro.eval.harness import run_lmms_eval, summarize
+    from hydra_repro.eval.lmms_model import HydraVLM
 
     task_dir = _paper_task_dir(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -1,9 +1,7 @@
-"""Tests of hydra_repro.train on the tiny preset: every method trains and publishes a loadable run, planned ranks equal
-realized ranks, bad input fails before training, same seed -> same weights, a resumed run ends where an
-uninterrupted one does, AdaLoRA's ranks really change, and the CLI.
-
-Run: `.venv/bin/python -m pytest tests/test_train.py -q`.
-"""
+"""Tests of training (`training.instruct`, `adapters`, `stages.train`) on the tiny preset: every method trains and
+publishes a loadable run, planned ranks equal realized ranks, bad input fails before training, same seed -> same
+weights, a resumed run ends where an uninterrupted one does, AdaLoRA's ranks really change, and the CLI. Run:
+`.venv/bin/python -m pytest tests/test_train.py -q`."""
 
 from __future__ import annotations
 
@@ -21,13 +19,16 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from hydra_repro import train as T
-from hydra_repro.allocation import budget_params
+from hydra_repro.adapters import attach, fast_lora, peft_config, rundir
+from hydra_repro.config import train as train_config
 from hydra_repro.config.model import PRESETS
+from hydra_repro.core.allocation import budget_params
+from hydra_repro.core.schedule import Schedule
+from hydra_repro.data import conversation
 from hydra_repro.errors import UserError
-from hydra_repro.modeling import build_model, lora_target_names
+from hydra_repro.model.vlm import build_model, lora_target_names
 from hydra_repro.provenance import sidecar_path
-from hydra_repro.schedule import Schedule
+from hydra_repro.training import instruct, trainer
 from tests.conftest import write_profile
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
@@ -36,7 +37,7 @@ SHAPES = ("circle", "square")
 
 def make_fixture(root: Path, n: int = 8) -> dict[str, Path]:
     """A tiny base model (2 layers), a word tokenizer and `n` LLaVA records with 16x16 images, under `root`."""
-    from hydra_repro.data import V1, build_word_tokenizer
+    from hydra_repro.data.conversation import V1, build_word_tokenizer
 
     images = root / "data"
     (images / "img").mkdir(parents=True)
@@ -67,7 +68,7 @@ def make_fixture(root: Path, n: int = 8) -> dict[str, Path]:
     return {"base": base, "data": data, "images": images}
 
 
-def tiny_config(**kw) -> T.TrainConfig:
+def tiny_config(**kw) -> train_config.TrainConfig:
     defaults = dict(
         method="lora",
         rank=2,
@@ -79,7 +80,7 @@ def tiny_config(**kw) -> T.TrainConfig:
         max_length=64,
         logging_steps=1,
     )
-    return T.TrainConfig(**{**defaults, **kw})
+    return train_config.TrainConfig(**{**defaults, **kw})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,47 +110,54 @@ class CrashAfter(TrainerCallback):
 
 
 def adapter_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / T.ADAPTER_DIR / "adapter_model.safetensors"))
+    return load_file(str(run_dir / rundir.ADAPTER_DIR / "adapter_model.safetensors"))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 def test_lora_run_published_and_loadable(fx, tmp_path):
-    out = T.train_run(tiny_config(), fx["base"], fx["data"], fx["images"], tmp_path / "runs" / "lora")
+    out = instruct.train_run(tiny_config(), fx["base"], fx["data"], fx["images"], tmp_path / "runs" / "lora")
     # work dir gone, nothing half-written; the provenance sidecar beside the run
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["lora", "lora.provenance.json"]
     names = {p.name for p in out.iterdir()}
-    assert {T.RUN_FILE, T.RANKS_FILE, T.LOG_FILE, T.ADAPTER_DIR, T.PROJECTOR_FILE, "schedule.json"} <= names
+    assert {
+        rundir.RUN_FILE,
+        rundir.RANKS_FILE,
+        instruct.LOG_FILE,
+        rundir.ADAPTER_DIR,
+        rundir.PROJECTOR_FILE,
+        "schedule.json",
+    } <= names
     assert {"tokenizer.json", "preprocessor_config.json"} <= names
-    run = json.loads((out / T.RUN_FILE).read_text())
+    run = json.loads((out / rundir.RUN_FILE).read_text())
     assert run["method"] == "lora" and run["seed"] == 42 and run["optimizer_steps"] == 4
     assert run["final_train_loss"] is not None and "provenance" not in run and "wall_time_s" not in run
     sidecar = json.loads(sidecar_path(out).read_text())  # volatile provenance stays outside the hashed run
     assert sidecar["packages"]["peft"] and sidecar["wall_time_s"] > 0 and len(sidecar["lock_sha256"]) == 64
-    log = [json.loads(line) for line in (out / T.LOG_FILE).read_text().splitlines()]
+    log = [json.loads(line) for line in (out / instruct.LOG_FILE).read_text().splitlines()]
     assert [row["step"] for row in log if "loss" in row] == [1, 2, 3, 4]
-    targets = json.loads((out / T.ADAPTER_DIR / "adapter_config.json").read_text())["target_modules"]
+    targets = json.loads((out / rundir.ADAPTER_DIR / "adapter_config.json").read_text())["target_modules"]
     assert targets == sorted(targets)  # PEFT's set order varies per process; the run must hash the same
 
-    ranks = json.loads((out / T.RANKS_FILE).read_text())
+    ranks = json.loads((out / rundir.RANKS_FILE).read_text())
     base = build_model(PRESETS["tiny"])
     assert list(ranks["modules"]) == lora_target_names(base)
     assert all(m == {"planned": 2, "realized": 2} for m in ranks["modules"].values())
-    dims = T.model_dims(base)
+    dims = peft_config.model_dims(base)
     assert ranks["params"]["lora"] == ranks["formula_params"] == budget_params(2, dims)
     assert ranks["over_budget"] is False and ranks["params"]["projector"] > 0
 
     # The adapter holds the trained projector; the projector file equals it; the vision tower is untouched.
     weights = adapter_weights(out)
     assert any("mm_projector" in k for k in weights) and not any("vision_tower" in k for k in weights)
-    loaded = T.load_run(out)
-    projector = load_file(str(out / T.PROJECTOR_FILE))
+    loaded = rundir.load_run(out)
+    projector = load_file(str(out / rundir.PROJECTOR_FILE))
     for k, v in loaded.model.model.mm_projector.state_dict().items():
         torch.testing.assert_close(v, projector[k])
-    base_projector = T.load_run(fx["base"]).model.model.mm_projector.state_dict()
+    base_projector = rundir.load_run(fx["base"]).model.model.mm_projector.state_dict()
     assert any(not torch.equal(v, base_projector[k]) for k, v in projector.items())  # the projector trained
 
     # The merged model equals the wrapped one on a forward pass.
-    wrapped = T.load_run(out, merge=False)
+    wrapped = rundir.load_run(out, merge=False)
     ids = torch.tensor([[1, -200, 5, 6, 7]])
     img = torch.randn(1, 3, 16, 16)
     with torch.no_grad():
@@ -168,24 +176,26 @@ def test_schedule_run_ranks_and_budget(fx, tmp_path):
         name="hand",
     )
     cfg = tiny_config(method="schedule", max_steps=1)
-    out = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "sched", schedule=schedule)
-    ranks = json.loads((out / T.RANKS_FILE).read_text())
+    out = instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "sched", schedule=schedule)
+    ranks = json.loads((out / rundir.RANKS_FILE).read_text())
     assert {n: m["realized"] for n, m in ranks["modules"].items()} == schedule.planned()
-    dims = T.model_dims(build_model(PRESETS["tiny"]))
+    dims = peft_config.model_dims(build_model(PRESETS["tiny"]))
     assert ranks["params"]["lora"] == schedule.trainable_params(dims)
     assert ranks["budget_params"] == budget_params(2, dims)
     assert ranks["over_budget"] == (schedule.trainable_params(dims) > budget_params(2, dims))
-    loaded = T.load_run(out, merge=False)
-    assert T.realized_ranks(loaded.model) == schedule.planned()
+    loaded = rundir.load_run(out, merge=False)
+    assert peft_config.realized_ranks(loaded.model) == schedule.planned()
 
 
 def test_full_run_is_a_model_directory(fx, tmp_path):
-    out = T.train_run(tiny_config(method="full", max_steps=2), fx["base"], fx["data"], fx["images"], tmp_path / "f")
-    assert (out / "model.safetensors").is_file() and (out / T.RUN_FILE).is_file()
-    ranks = json.loads((out / T.RANKS_FILE).read_text())
+    out = instruct.train_run(
+        tiny_config(method="full", max_steps=2), fx["base"], fx["data"], fx["images"], tmp_path / "f"
+    )
+    assert (out / "model.safetensors").is_file() and (out / rundir.RUN_FILE).is_file()
+    ranks = json.loads((out / rundir.RANKS_FILE).read_text())
     assert ranks["modules"] is None and ranks["params"]["trainable"] > ranks["params"]["projector"] > 0
-    loaded = T.load_run(out)
-    base = T.load_run(fx["base"]).model.state_dict()
+    loaded = rundir.load_run(out)
+    base = rundir.load_run(fx["base"]).model.state_dict()
     trained = loaded.model.state_dict()
     changed = {k for k in base if not torch.equal(base[k], trained[k])}
     assert any(k.startswith("model.layers.") for k in changed) and any("mm_projector" in k for k in changed)
@@ -194,14 +204,14 @@ def test_full_run_is_a_model_directory(fx, tmp_path):
 
 def test_same_seed_same_weights_and_resume(fx, tmp_path):
     cfg = tiny_config(max_steps=4, save_steps=2)
-    a = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "a")
-    b = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "b")
+    a = instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "a")
+    b = instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
-        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[CrashAfter(3)])
+        instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c", callbacks=[CrashAfter(3)])
     assert not (tmp_path / "c").exists()  # nothing published
-    assert T._last_checkpoint(tmp_path / "c.partial" / "checkpoints").name == "checkpoint-2"
-    c = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c")
-    run_c = json.loads((c / T.RUN_FILE).read_text())
+    assert instruct._last_checkpoint(tmp_path / "c.partial" / "checkpoints").name == "checkpoint-2"
+    c = instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "c")
+    run_c = json.loads((c / rundir.RUN_FILE).read_text())
     assert run_c["resumed_from"] == "checkpoint-2" and run_c["optimizer_steps"] == 4
 
     wa, wb, wc = adapter_weights(a), adapter_weights(b), adapter_weights(c)
@@ -209,8 +219,8 @@ def test_same_seed_same_weights_and_resume(fx, tmp_path):
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k  # same seed on CPU: bit-identical
         assert torch.equal(wa[k], wc[k]), k  # resumed: bit-identical to uninterrupted
-    log_a = [json.loads(x) for x in (a / T.LOG_FILE).read_text().splitlines()]
-    log_c = [json.loads(x) for x in (c / T.LOG_FILE).read_text().splitlines()]
+    log_a = [json.loads(x) for x in (a / instruct.LOG_FILE).read_text().splitlines()]
+    log_c = [json.loads(x) for x in (c / instruct.LOG_FILE).read_text().splitlines()]
     assert [r["loss"] for r in log_a if "loss" in r] == [r["loss"] for r in log_c if "loss" in r]
 
 
@@ -224,18 +234,18 @@ def test_adalora_ranks_change(fx, tmp_path):
         adalora_tfinal=0.25,
         adalora_delta_t=1,
     )
-    out = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "ada")
-    ranks = json.loads((out / T.RANKS_FILE).read_text())
+    out = instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "ada")
+    ranks = json.loads((out / rundir.RANKS_FILE).read_text())
     modules = ranks["modules"].values()
     assert all(m["planned"] == m["realized"] == 4 for m in modules)
     finals = [m["final"] for m in modules]
     assert ranks["final_rank_sum"] <= ranks["target_rank_sum"] == 2 * len(finals)  # pruned to the budget
     assert len(set(finals)) > 1  # unevenly: the allocation really ran
-    loaded = T.load_run(out, merge=False)
-    assert T.effective_ranks(loaded.model) == {n: m["final"] for n, m in ranks["modules"].items()}
+    loaded = rundir.load_run(out, merge=False)
+    assert peft_config.effective_ranks(loaded.model) == {n: m["final"] for n, m in ranks["modules"].items()}
     data = {k: v for k, v in _batch().items() if k != "labels"}  # PEFT's inference-mode AdaLoRA rejects labels
     with torch.no_grad():  # the merged model computes what the wrapped one does
-        torch.testing.assert_close(T.load_run(out).model(**data).logits, loaded.model(**data).logits)
+        torch.testing.assert_close(rundir.load_run(out).model(**data).logits, loaded.model(**data).logits)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -261,28 +271,28 @@ def _no_training(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(T, "make_trainer", fail)
+    monkeypatch.setattr(instruct, "make_trainer", fail)
 
 
 def test_schedule_for_other_layer_count(fx, tmp_path, monkeypatch):
     _no_training(monkeypatch)
     schedule = Schedule.uniform(24, 2, name="mini24")
     with pytest.raises(UserError, match=r"mini24.*24 layers.*has 2"):
-        T.train_run(
+        instruct.train_run(
             tiny_config(method="schedule"), fx["base"], fx["data"], fx["images"], tmp_path / "x", schedule=schedule
         )
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 
 def test_schedule_module_missing(fx, monkeypatch):
-    model = T.load_run(fx["base"]).model
+    model = rundir.load_run(fx["base"]).model
 
     class Renamed(Schedule):
         def planned(self):
             return {n.replace("q_proj", "query"): r for n, r in super().planned().items()}
 
     with pytest.raises(UserError, match=r"model\.layers\.0\.self_attn\.query.*does not exist"):
-        T.plan_schedule(tiny_config(method="schedule"), model, Renamed.uniform(2, 2))
+        peft_config.plan_schedule(tiny_config(method="schedule"), model, Renamed.uniform(2, 2))
 
 
 def test_schedule_bad_rank_and_method_mismatch(fx, tmp_path):
@@ -292,31 +302,31 @@ def test_schedule_bad_rank_and_method_mismatch(fx, tmp_path):
     path.write_text(json.dumps(layers))
     with pytest.raises(UserError, match=r"layer 1 up_proj rank 0"):
         Schedule.load(path)
-    model = T.load_run(fx["base"]).model
+    model = rundir.load_run(fx["base"]).model
     with pytest.raises(UserError, match="needs a schedule"):
-        T.plan_schedule(tiny_config(method="schedule"), model, None)
+        peft_config.plan_schedule(tiny_config(method="schedule"), model, None)
     with pytest.raises(UserError, match="use --method schedule"):
-        T.plan_schedule(tiny_config(method="lora"), model, Schedule.uniform(2, 2))
+        peft_config.plan_schedule(tiny_config(method="lora"), model, Schedule.uniform(2, 2))
 
 
 def test_rank_mismatch_names_the_module(fx):
-    model = T.load_run(fx["base"]).model
+    model = rundir.load_run(fx["base"]).model
     schedule = Schedule.uniform(2, 2)
-    peft_model, _ = T.attach_adapter(model, tiny_config(), schedule, total_steps=4)
+    peft_model, _ = attach.attach_adapter(model, tiny_config(), schedule, total_steps=4)
     planned = schedule.planned()
     planned["model.layers.1.mlp.up_proj"] = 3
     with pytest.raises(RuntimeError, match=r"model\.layers\.1\.mlp\.up_proj.*planned rank 3, realized rank 2"):
-        T.check_ranks(planned, peft_model)
-    assert not any("vision_tower" in n for n in T.adapter_modules(peft_model))  # only LM projections
+        peft_config.check_ranks(planned, peft_model)
+    assert not any("vision_tower" in n for n in peft_config.adapter_modules(peft_model))  # only LM projections
 
 
 def test_load_run_rejects_foreign_base(fx, tmp_path):
-    out = T.train_run(tiny_config(max_steps=1), fx["base"], fx["data"], fx["images"], tmp_path / "r")
+    out = instruct.train_run(tiny_config(max_steps=1), fx["base"], fx["data"], fx["images"], tmp_path / "r")
     other = make_fixture(tmp_path / "other")
     wide = dataclasses.replace(PRESETS["tiny"].lm, hidden_size=48, vocab_size=200)
     build_model(dataclasses.replace(PRESETS["tiny"], lm=wide)).save_pretrained(other["base"] / ".." / "wide")
     with pytest.raises(UserError, match="does not fit the base model"):
-        T.load_run(out, base=other["base"] / ".." / "wide")
+        rundir.load_run(out, base=other["base"] / ".." / "wide")
 
 
 def test_cli(fx, tmp_path):
@@ -338,9 +348,9 @@ def test_cli(fx, tmp_path):
         "--run",
         "cli_run",
     ]
-    cli.VERBS.setdefault("train", ("hydra_repro.train", "train"))
+    cli.VERBS.setdefault("train", ("hydra_repro.stages.train", "train"))
     assert cli.main(["train", *argv]) == 0
-    run = json.loads((tmp_path / "cli" / T.RUN_FILE).read_text())
+    run = json.loads((tmp_path / "cli" / rundir.RUN_FILE).read_text())
     assert run["name"] == "cli_run" and run["profile"] == "t" and run["config"]["rank"] == 2
     assert cli.main(["train", *argv, "--method", "schedule"]) == 2  # no schedule given: one-line error, status 2
     params.write_text("profile: t\nprofiles:\n  t:\n    train: {rnk: 2}\n")
@@ -354,7 +364,7 @@ def _peft_pair(p: float):
     for fast in (False, True):
         model = build_model(PRESETS["tiny"]).train()
         cfg = tiny_config(rank=3, lora_dropout=p, fast_lora=fast)
-        peft_model, _ = T.attach_adapter(model, cfg, Schedule.uniform(2, 3), total_steps=2)
+        peft_model, _ = attach.attach_adapter(model, cfg, Schedule.uniform(2, 3), total_steps=2)
         with torch.no_grad():  # B = 0 at init would hide errors in the A path
             for name, param in peft_model.named_parameters():
                 if "lora_B" in name:
@@ -372,8 +382,8 @@ def _batch():
 
 def test_fast_lora_equals_peft():
     peft_model, fast_model = _peft_pair(0.0)
-    assert sum(type(m) is T.FastLoraLinear for m in fast_model.modules()) == 14
-    assert not any(type(m) is T.FastLoraLinear for m in peft_model.modules())
+    assert sum(type(m) is fast_lora.FastLoraLinear for m in fast_model.modules()) == 14
+    assert not any(type(m) is fast_lora.FastLoraLinear for m in peft_model.modules())
     data = _batch()
     losses = []
     for model in (peft_model, fast_model):
@@ -388,7 +398,7 @@ def test_fast_lora_equals_peft():
 
 
 def test_fast_lora_dropout():
-    keep, rescale = T.dropout_keep_mask((400, 500), 0.05, torch.device("cpu"))
+    keep, rescale = fast_lora.dropout_keep_mask((400, 500), 0.05, torch.device("cpu"))
     assert keep.dtype == torch.float32 and set(keep.unique().tolist()) == {0.0, 1.0}
     assert abs(1 - keep.mean().item() - 0.05) < 0.003
     assert rescale == pytest.approx(1 / (1 - 3277 / 65536))  # p quantized to 1/65536
@@ -404,46 +414,46 @@ def test_fast_lora_dropout():
 
 def test_image_folder_from_manifest(tmp_path):
     data = tmp_path / "train.json"
-    assert T.image_folder(data, tmp_path / "x") == tmp_path / "x"
+    assert conversation.image_folder(data, tmp_path / "x") == tmp_path / "x"
     with pytest.raises(UserError, match="manifest.json does not exist"):
-        T.image_folder(data, None)
+        conversation.image_folder(data, None)
     (tmp_path / "manifest.json").write_text(json.dumps({"paths": {"image_folder": "images"}}))
-    assert T.image_folder(data, None) == tmp_path / "images"
+    assert conversation.image_folder(data, None) == tmp_path / "images"
 
 
 def test_rslora_scales_by_the_square_root_of_the_rank(fx, tmp_path):
-    out = T.train_run(
+    out = instruct.train_run(
         tiny_config(rank=4, rslora=True, max_steps=2), fx["base"], fx["data"], fx["images"], tmp_path / "rs"
     )
-    loaded = T.load_run(out, merge=False)
-    scalings = [m.scaling["default"] for m in T.adapter_modules(loaded.model).values()]
+    loaded = rundir.load_run(out, merge=False)
+    scalings = [m.scaling["default"] for m in peft_config.adapter_modules(loaded.model).values()]
     assert scalings and scalings == pytest.approx([2.0 * 4 / 4**0.5] * len(scalings))  # alpha = 2r = 8, / sqrt(4)
-    assert json.loads((out / T.RUN_FILE).read_text())["config"]["rslora"] is True
+    assert json.loads((out / rundir.RUN_FILE).read_text())["config"]["rslora"] is True
 
 
 def test_eva_redistributes_ranks_at_the_same_total_and_trains(fx, tmp_path):
     cfg = tiny_config(method="eva", rank=4, max_steps=2)
-    out = T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "eva")
-    ranks = json.loads((out / T.RANKS_FILE).read_text())
+    out = instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "eva")
+    ranks = json.loads((out / rundir.RANKS_FILE).read_text())
     realized = [m["realized"] for m in ranks["modules"].values() if "realized" in m]
     assert sum(realized) == 4 * len(ranks["modules"])  # EVA keeps the total rank of uniform r = 4
     assert all(0 <= r <= 8 for r in realized)  # rho = 2: at most 2r per module
-    dims = T.model_dims(build_model(PRESETS["tiny"]))
+    dims = peft_config.model_dims(build_model(PRESETS["tiny"]))
     assert ranks["params"]["lora"] == ranks["formula_params"]
     assert ranks["over_budget"] == (ranks["params"]["lora"] > budget_params(4, dims))
-    T.load_run(out)  # the adapter loads at EVA's ranks
+    rundir.load_run(out)  # the adapter loads at EVA's ranks
 
 
 def test_eva_positions_follow_the_spliced_sequence(fx):
     """The SVD mask must index the LM's input (image tokens spliced in), not input_ids."""
     from peft import get_peft_model
 
-    from hydra_repro.data import DataCollator, load_tokenizer
+    from hydra_repro.data.conversation import DataCollator, load_tokenizer
 
     cfg = tiny_config(method="eva", rank=2)
-    loaded = T.load_run(fx["base"])
-    dataset = T.make_dataset(fx["data"], fx["images"], loaded.tokenizer, loaded.image_processor, 64)
-    peft_model = get_peft_model(loaded.model, T.peft_config(cfg, Schedule.uniform(2, 2), 4))
+    loaded = rundir.load_run(fx["base"])
+    dataset = trainer.make_dataset(fx["data"], fx["images"], loaded.tokenizer, loaded.image_processor, 64)
+    peft_model = get_peft_model(loaded.model, peft_config.peft_config(cfg, Schedule.uniform(2, 2), 4))
     seen = {}
     import peft.tuners.lora.eva as eva
 
@@ -458,7 +468,7 @@ def test_eva_positions_follow_the_spliced_sequence(fx):
     import unittest.mock
 
     with unittest.mock.patch.object(eva, "get_eva_state_dict", spy):
-        T.eva_initialize(peft_model, dataset, cfg, loaded.tokenizer.pad_token_id)
+        attach.eva_initialize(peft_model, dataset, cfg, loaded.tokenizer.pad_token_id)
     size = loaded.model.config.mm_vision_config["image_size"]
     n_visual = loaded.model.encode_images(torch.zeros(1, 3, size, size)).shape[1]
     assert int(seen["idx"][:, 1].max()) >= seen["len"]  # positions past input_ids: the spliced sequence
@@ -467,11 +477,11 @@ def test_eva_positions_follow_the_spliced_sequence(fx):
 
 def test_eva_that_cannot_converge_stops_with_a_clear_error(fx, tmp_path, monkeypatch):
     # rank 16: rho x r = 32 components, more answer tokens than any batch of this fixture has: every batch is skipped
-    monkeypatch.setattr(T, "EVA_MAX_BATCHES", 5)
+    monkeypatch.setattr(attach, "EVA_MAX_BATCHES", 5)
     with pytest.raises(
         UserError, match=r"eva: the SVD did not converge in 5 batches of 4 \(each batch needs >= rho x r = 32"
     ):
-        T.train_run(tiny_config(method="eva", rank=16), fx["base"], fx["data"], fx["images"], tmp_path / "eva")
+        instruct.train_run(tiny_config(method="eva", rank=16), fx["base"], fx["data"], fx["images"], tmp_path / "eva")
     assert not (tmp_path / "eva").exists()
 
 
@@ -481,7 +491,7 @@ def test_a_truncated_image_stops_training_before_it_starts(fx, tmp_path):
     png = images / "img" / "3.png"
     png.write_bytes(png.read_bytes()[:40])  # a PNG cut off inside its image data
     with pytest.raises(UserError, match=r"record 3 \(id '3'\): image file .*img/3\.png is not a readable image"):
-        T.train_run(tiny_config(), fx["base"], images / "train.json", images, tmp_path / "runs" / "bad")
+        instruct.train_run(tiny_config(), fx["base"], images / "train.json", images, tmp_path / "runs" / "bad")
     assert not (tmp_path / "runs").exists()  # nothing published, no work directory left
 
 
@@ -505,5 +515,5 @@ def test_training_stops_when_peft_realizes_another_rank(fx, tmp_path, monkeypatc
     monkeypatch.setattr(Schedule, "peft_patterns", tampered)
     cfg = tiny_config(method="schedule", max_steps=1)
     with pytest.raises(RuntimeError, match=r"module '.*mlp\.up_proj': planned rank \d, realized rank \d"):
-        T.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "runs" / "bad", schedule=schedule)
+        instruct.train_run(cfg, fx["base"], fx["data"], fx["images"], tmp_path / "runs" / "bad", schedule=schedule)
     assert not (tmp_path / "runs" / "bad").exists()

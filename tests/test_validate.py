@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from hydra_repro.config.validate import validate_profile
+from hydra_repro.core.registry import check_registry
 from hydra_repro.errors import UserError
-from hydra_repro.registry import check_registry
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())

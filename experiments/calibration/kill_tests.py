@@ -47,29 +47,31 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hydra_repro.config.data import FAMILIES, DataConfig
 from hydra_repro.config.model import PRESETS
-from hydra_repro.data import V1, DataCollator, LlavaDataset, Record, load_records, load_tokenizer, tokenizer_image_token
-from hydra_repro.microbatch import grouped_loss
-from hydra_repro.modeling import build_model, lora_target_names, process_images
-from hydra_repro.prepare import (
+from hydra_repro.core.stats import seed_interval
+from hydra_repro.data.conversation import (
+    V1,
+    DataCollator,
+    LlavaDataset,
+    Record,
+    load_records,
+    load_tokenizer,
+    tokenizer_image_token,
+)
+from hydra_repro.data.microbatch import grouped_loss
+from hydra_repro.data.mini_questions import (
     CAPTION_INSTRUCTIONS,
-    COLORS,
-    FAMILIES,
-    SHAPES,
     SHORT,
-    DataConfig,
-    DigitItem,
-    ShapeItem,
     basic_turn,
     caption,
     family_turn,
-    load_shapes,
-    pixel_hash,
     pope_negative,
     pope_question,
 )
-from hydra_repro.pretrain import load_pretrained_tower
-from hydra_repro.stats import seed_interval
+from hydra_repro.data.mini_world import COLORS, SHAPES, DigitItem, ShapeItem, load_shapes, pixel_hash
+from hydra_repro.model.vlm import build_model, lora_target_names, process_images
+from hydra_repro.training.pretrain import load_pretrained_tower
 
 TEMPLATE = dataclasses.replace(V1, name="v1-nosys", system="")
 SHAPE_RE = re.compile(r"^a (?:(small|large) )?(\w+) (circle|rectangle|triangle)(?: in the (.+) of the image)?\.$")

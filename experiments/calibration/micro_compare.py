@@ -27,7 +27,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from hydra_repro.data import load_tokenizer
+from hydra_repro.data.conversation import load_tokenizer
 
 ATTRIBUTES = {"red", "green", "blue", "yellow", "teal", "brown", "gray", "black", "circle", "rectangle", "triangle"}
 

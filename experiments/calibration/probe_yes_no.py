@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from hydra_repro.data import generation_prompt, model_template, render, tokenizer_image_token
-from hydra_repro.modeling import load_model, process_images
-from hydra_repro.prepare import prompt_for
+from hydra_repro.data.conversation import generation_prompt, model_template, render, tokenizer_image_token
+from hydra_repro.data.mini_questions import prompt_for
+from hydra_repro.model.checkpoint import load_model
+from hydra_repro.model.vlm import process_images
 
 
 def main() -> None:

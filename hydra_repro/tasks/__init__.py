@@ -19,11 +19,11 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+from hydra_repro.constants import BENCHMARKS
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_write_text
 
 # Benchmark keys in the paper's Table III column order.
-BENCHMARKS = ("mme", "mmbench", "textvqa", "pope", "gqa", "sqa_img")
 
 MINI_TASKS = {b: f"mini_{b}" for b in BENCHMARKS}
 # lmms-eval's own tasks for the paper profile. MMBench uses the `_static` variant: `mmbench_en_dev` asks a

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hydra_repro.allocation import (
+from hydra_repro.constants import COMPONENTS
+from hydra_repro.core.allocation import (
     FINE_SETTINGS,
     MOBILELLAMA_1_4B,
     RULES,
@@ -24,7 +25,6 @@ from hydra_repro.allocation import (
     random_layer_ranks,
     trainable_params,
 )
-from hydra_repro.constants import COMPONENTS
 from hydra_repro.errors import InfeasibleError, UserError
 from tests import strategies as hs
 

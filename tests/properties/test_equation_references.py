@@ -13,7 +13,7 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hydra_repro.allocation import coarse_ranks, r1_initial
+from hydra_repro.core.allocation import coarse_ranks, r1_initial
 from hydra_repro.errors import InfeasibleError
 
 

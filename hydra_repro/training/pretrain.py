@@ -1,0 +1,216 @@
+"""Stage I (MobileVLM's pre-training): the base VLM, from scratch at mini scale or the LDP projector alone on the
+paper's checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra_repro.config.pretrain import PretrainConfig
+from hydra_repro.errors import UserError
+from hydra_repro.io import atomic_dir, read_json, write_json, write_jsonl
+from hydra_repro.provenance import write_sidecar
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warmup then cosine decay to 0 (HF's `cosine` schedule)."""
+    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _is_plain_lm(path: Path) -> bool:
+    """A causal-LM checkpoint without MobileVLM's mm_* keys (MobileLLaMA, the converted SmolLM2)."""
+    config = read_json(path / "config.json", "pretrain.init config.json") if path.is_dir() else {}
+    return isinstance(config, dict) and config.get("model_type") == "llama" and "mm_projector_type" not in config
+
+
+def model_section(profile_section: dict[str, Any], model_name: str, where: str) -> dict[str, Any]:
+    models = profile_section.get("models")
+    if not isinstance(models, dict) or model_name not in models:
+        raise UserError(f"{where}.models: no model {model_name!r}; expected one of {sorted(models or {})}")
+    return models[model_name]
+
+
+def recorded_tower(vision_dir: Path) -> Path:
+    """The CLIP directory behind `vision_dir`: itself when it holds a checkpoint, else the `path` that
+    `pretrain-vision` recorded in `vision_pretrain.json` (paper profile: the hub's CLIP is recorded, not copied)."""
+    record = vision_dir / "vision_pretrain.json"
+    if (vision_dir / "config.json").is_file() or not record.is_file():
+        return vision_dir
+    path = read_json(record, "stage-0 record").get("path")
+    if not isinstance(path, str):
+        raise UserError(f"{record}: key 'path' is {path!r}; expected the CLIP directory `pretrain-vision` recorded")
+    return Path(path)
+
+
+def load_pretrained_tower(model: Any, vision_dir: Path) -> dict[str, Any]:
+    """Copy the stage-0 tower in `vision_dir` (a CLIP directory) into `model` and freeze it; returns its summary."""
+    from transformers import CLIPVisionModel
+
+    from hydra_repro.model.hf_config import _vision_config_dict
+
+    if not (vision_dir / "config.json").is_file():
+        raise UserError(f"--vision: {vision_dir} has no config.json (run `hydra-repro pretrain-vision` first)")
+    clip = CLIPVisionModel.from_pretrained(str(vision_dir))
+    ours, theirs = _vision_config_dict(model.model.vision_tower.clip.config), _vision_config_dict(clip.config)
+    if ours != theirs:
+        diff = {k: (theirs[k], ours[k]) for k in ours if ours[k] != theirs[k]}
+        raise UserError(f"--vision: {vision_dir} does not fit the model's tower; (its, expected) values: {diff}")
+    model.model.vision_tower.clip.load_state_dict(clip.state_dict())
+    model.set_vision_tower_trainable(False)
+    summary_path = vision_dir / "vision_pretrain.json"
+    summary = read_json(summary_path, "vision pretraining summary") if summary_path.is_file() else {}
+    return {"path": str(vision_dir), "held_out_accuracy": summary.get("held_out_accuracy")}
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    model_cfg: Any,
+    data_dir: Path,
+    out: Path,
+    profile: str,
+    model_name: str,
+    vision_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Train stage I and write the base model to `out`; returns the summary written to `out/pretrain.json`.
+
+    With `vision_dir` (from_scratch mode) the tower comes from stage 0 and stays frozen, as MobileVLM keeps CLIP
+    frozen; without it the tower trains from scratch with the rest."""
+    import torch
+    from tqdm import tqdm
+
+    from hydra_repro.data.conversation import (
+        DataCollator,
+        LlavaDataset,
+        load_records,
+        load_tokenizer,
+        model_template,
+    )
+    from hydra_repro.data.microbatch import grouped_loss
+    from hydra_repro.model.checkpoint import assemble_model, load_model
+    from hydra_repro.model.vlm import build_model, process_images
+
+    torch.set_num_threads(cfg.num_threads)
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / "manifest.json"
+    manifest = read_json(manifest_path, "data manifest (run `hydra-repro prepare` for this profile first)")
+    paths = manifest.get("paths", {})
+    # paper: LLaVA-558K's images are not 665K's (`pretrain_image_folder`); mini/smoke share one folder
+    images = data_dir / paths.get("pretrain_image_folder", paths.get("image_folder", ""))
+    records = load_records(data_dir / paths.get("pretrain", "pretrain.json"), images)
+
+    torch.manual_seed(cfg.seed)
+    if cfg.mode == "from_scratch":
+        tokenizer = load_tokenizer(data_dir / paths.get("tokenizer", "tokenizer"))
+        lm = dataclasses.replace(
+            model_cfg.lm,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        model = build_model(dataclasses.replace(model_cfg, lm=lm))
+        for p in model.parameters():
+            p.requires_grad_(True)
+        tower = load_pretrained_tower(model, Path(vision_dir)) if vision_dir is not None else None
+        if tower is not None and cfg.train_vision_tower:
+            model.set_vision_tower_trainable(True)
+    else:  # MobileVLM stage I: only the projector learns
+        init, tower_dir = Path(cfg.init), vision_dir or cfg.vision_tower_path or None
+        tower_dir = recorded_tower(Path(tower_dir)) if tower_dir is not None else None
+        if _is_plain_lm(init):  # MobileLLaMA / SmolLM2: the VLM is assembled here, the projector starts fresh
+            if tower_dir is None:
+                raise UserError(
+                    f"pretrain.init: {init} is a plain LM; give the vision tower (--vision or "
+                    "pretrain.vision_tower_path)"
+                )
+            loaded = assemble_model(init, tower_dir, cfg.seed, cfg.conv_template or None)
+        else:
+            loaded = load_model(init, vision_tower_path=tower_dir)
+        model, tokenizer = loaded.model, loaded.tokenizer
+        if tokenizer is None:
+            raise UserError(f"pretrain.init: {cfg.init} has no tokenizer files")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in model.model.mm_projector.parameters():
+            p.requires_grad_(True)
+        tower = None
+    image_processor = model.image_processor
+    dataset = LlavaDataset(
+        records,
+        tokenizer,
+        lambda im: process_images([im], image_processor)[0],
+        images,
+        max_length=cfg.max_length,
+        template=model_template(model.config),
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=DataCollator(tokenizer.pad_token_id),
+        generator=generator,
+    )
+    if len(loader) == 0:
+        raise UserError(f"{data_dir}: {len(dataset)} pretraining records < batch_size {cfg.batch_size}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+
+    model.train()
+    log, start, step = [], time.time(), 0
+    bar = tqdm(total=cfg.steps, desc=f"pretrain {model_name}", unit="step", mininterval=5)
+    window: list[float] = []
+    while step < cfg.steps:
+        for batch in loader:
+            if step >= cfg.steps:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            loss = grouped_loss(lambda part: model(**part).loss, batch, cfg.length_groups)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            window.append(loss.item())
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                entry = {
+                    "step": step,
+                    "loss": sum(window) / len(window),
+                    "lr": lr_at(step - 1, cfg),
+                }
+                log.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.3f}")
+                window = []
+    bar.close()
+    wall = time.time() - start
+    model.eval()
+    model.set_vision_tower_trainable(False)  # stage II keeps the tower frozen, as MobileVLM does
+
+    summary = {
+        "profile": profile,
+        "model": model_name,
+        "config": dataclasses.asdict(cfg),
+        "model_config": dataclasses.asdict(model_cfg) if model_cfg is not None else None,
+        "records": len(dataset),
+        "steps": cfg.steps,
+        "final_loss": log[-1]["loss"] if log else None,
+        "trainable_params": sum(p.numel() for p in params),
+        "vision_tower": tower,
+    }
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, tokenizer=tokenizer)
+        write_jsonl(tmp / "pretrain_log.jsonl", log)
+        write_json((tmp / "pretrain.json"), summary)
+    timing = {"wall_time_s": round(wall, 1), "s_per_step": round(wall / max(1, cfg.steps), 3)}
+    write_sidecar(out, seed=cfg.seed, profile=profile, **timing)
+    return summary | timing
