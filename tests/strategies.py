@@ -20,7 +20,10 @@ def grad_norms(*, min_layers: int = 2, max_layers: int = 64) -> st.SearchStrateg
 
 
 def stage_counts(n_layers: int, *, max_stages: int = 17) -> st.SearchStrategy[int]:
-    return st.integers(min_value=1, max_value=max(1, min(n_layers, max_stages)))
+    """Mostly 3 or more stages (where eq. 8's ladder has a middle), some 1 and 2."""
+    top = max(1, min(n_layers, max_stages))
+    several = st.integers(min_value=min(3, top), max_value=top)
+    return st.one_of(several, several, several, st.integers(min_value=1, max_value=min(2, top)))
 
 
 def r_standards() -> st.SearchStrategy[int]:

@@ -11,6 +11,7 @@ from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.config.allocation import AllocationParams
 from hydra_repro.core.allocation import coarse_ranks
 from hydra_repro.errors import UserError
+from tests.references import eq8, valid_r1
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 PROFILES = sorted(yaml.safe_load(PARAMS.read_text())["profiles"])
@@ -20,8 +21,12 @@ PROFILES = sorted(yaml.safe_load(PARAMS.read_text())["profiles"])
 def test_allocation_section_is_valid_and_feasible(profile):
     _, section = load_params(PARAMS, profile)
     p = dataclass_from_dict(AllocationParams, section["allocation"], f"profiles.{profile}.allocation")
-    # a 3-stage split of a 24-layer model like Table V's Config4 must be feasible at every scale
-    assert coarse_ranks([8, 4, 12], p.r_standard, p.delta_d, p.rule).stage_ranks[0] >= 1
+    # a 3-stage split of a 24-layer model like Table V's Config4 must be feasible at every scale, and its ranks are
+    # eq. 8's ladder from the largest valid R1 (references written from the paper, tests/references.py)
+    result = coarse_ranks([8, 4, 12], p.r_standard, p.delta_d, p.rule)
+    assert result.stage_ranks == eq8(result.r1, [8, 4, 12], p.delta_d, p.r_standard)
+    assert valid_r1(result.r1, [8, 4, 12], p.r_standard, p.delta_d, p.rule)
+    assert not valid_r1(result.r1 + 1, [8, 4, 12], p.r_standard, p.delta_d, p.rule)
 
 
 def test_unknown_profile_and_keys_are_named(tmp_path):

@@ -15,18 +15,17 @@ from hydra_repro.core.allocation import (
     MOBILELLAMA_1_4B,
     RULES,
     ModelDims,
-    _stage_ranks,
     allocate,
     budget_params,
     coarse_ranks,
     fine_ranks,
     partition_stages,
-    r1_initial,
     random_layer_ranks,
     trainable_params,
 )
 from hydra_repro.errors import InfeasibleError, UserError
 from tests import strategies as hs
+from tests.references import TABLE_VI, eq7, eq8, table_vi, valid_r1
 
 
 def dims_for(n_layers: int) -> ModelDims:
@@ -36,10 +35,8 @@ def dims_for(n_layers: int) -> ModelDims:
 
 
 def valid_by_rule(r1: int, sizes: list[int], r: int, dd: int, rule: str) -> bool:
-    """Reference: the allocation of eq. 8 at R1 satisfies eq. 6 and the rule (every rank >= 1, budget held)."""
-    ranks = _stage_ranks(r1, sizes, dd, r * sum(sizes))
-    within_budget = sum(x * n for x, n in zip(ranks, sizes)) <= r * sum(sizes)
-    return r1 >= 1 and min(ranks) >= 1 and within_budget and ranks[-1] - ranks[-2] >= RULES[rule].min_last_gap(dd)
+    """Reference (tests/references.py, from the paper's formulas): eq. 8 at R1 holds eq. 6 and the rule's gap."""
+    return valid_r1(r1, sizes, r, dd, rule)
 
 
 @st.composite
@@ -112,19 +109,20 @@ def test_coarse_invariants(req):
 @given(hs.stage_sizes(), hs.r_standards(), hs.delta_ds(), st.sampled_from(sorted(RULES)))
 def test_r1_is_the_largest_valid_or_infeasible_is_genuine(sizes, r, dd, rule):
     assume(len(sizes) > 1)
-    start = max(1, r1_initial(r, sum(sizes)))
+    start = max(1, eq7(r, sum(sizes)))
     try:
         res = coarse_ranks(sizes, r, dd, rule)
     except InfeasibleError:
         assert not valid_by_rule(start, sizes, r, dd, rule)
         return
+    assert res.r1 == res.stage_ranks[0] and res.stage_ranks == eq8(res.r1, sizes, dd, r)
     assert valid_by_rule(res.r1, sizes, r, dd, rule)
     assert not valid_by_rule(res.r1 + 1, sizes, r, dd, rule)
     assert all(valid_by_rule(x, sizes, r, dd, rule) for x in range(start, res.r1 + 1))
     assert res.r1 >= start
 
 
-@given(requests(rules=("as-written",)), st.sampled_from([s for s in FINE_SETTINGS if s != "coarse"]))
+@given(requests(rules=("as-written",)), st.sampled_from(sorted(TABLE_VI)))
 def test_fine_settings_move_exactly_the_listed_components(req, setting):
     norms, n_stages, r, dd, rule = req
     coarse = try_allocate(norms, n_stages, r, dd, rule)
@@ -132,14 +130,14 @@ def test_fine_settings_move_exactly_the_listed_components(req, setting):
     try:
         fine = allocate(norms, n_stages, r, dd, rule=rule, setting=setting, dims=dims_for(len(norms)))
     except InfeasibleError:
-        shifts = FINE_SETTINGS[setting]
+        shifts = {c: Fraction(m) for c, m in TABLE_VI[setting].items()}
         odd = any((m * dd).denominator != 1 for m in shifts.values())
         too_low = min(coarse.stage_ranks) + min(int(m * dd) for m in shifts.values() if (m * dd).denominator == 1) < 1
         assert odd or too_low
         return
     for before, after in zip(coarse.ranks, fine.ranks):
         for c in COMPONENTS:
-            mult = FINE_SETTINGS[setting].get(c, Fraction(0))
+            mult = Fraction(TABLE_VI[setting].get(c, 0))
             assert after[c] - before[c] == mult * dd
             assert isinstance(after[c], int) and after[c] >= 1
     assert fine.trainable_params == trainable_params(fine.ranks, dims_for(len(norms)))
@@ -178,10 +176,17 @@ def test_bad_scalars_raise_user_error(norms, bad):
         allocate(norms, len(norms) + 1, 8, 1)
 
 
-@given(st.lists(st.integers(2, 300), min_size=2, max_size=64))
-def test_fine_ranks_shape(layer_ranks):
-    out = fine_ranks(layer_ranks, "setting3", 1)
-    assert [o["v_proj"] for o in out] == layer_ranks
+@given(
+    st.lists(st.integers(3, 300), min_size=2, max_size=64),
+    st.sampled_from(sorted(FINE_SETTINGS)),
+    st.sampled_from([2, 4]),
+)
+def test_fine_ranks_move_every_component_as_table_vi_says(layer_ranks, setting, dd):
+    """Every component of every layer against Table VI transcribed in tests/references.py (even Δd: setting4's
+    Δd / 2 is an integer)."""
+    assume(min(layer_ranks) > 2 * dd)
+    out = fine_ranks(layer_ranks, setting, dd)
+    assert out == [table_vi(r, setting, dd) for r in layer_ranks]
 
 
 @given(st.integers(1, 40), st.integers(1, 256), st.integers(0, 10_000))

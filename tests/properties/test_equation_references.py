@@ -15,18 +15,7 @@ from hypothesis import strategies as st
 
 from hydra_repro.core.allocation import coarse_ranks, r1_initial
 from hydra_repro.errors import InfeasibleError
-
-
-def eq7(r_standard: int, n_layers: int) -> int:
-    twice_alpha = n_layers - 1
-    return 2 * ((r_standard - twice_alpha) // 2)  # Python's // is the floor, also below zero
-
-
-def eq8(r1: int, sizes: list[int], delta_d: int, r_standard: int) -> list[int]:
-    n_r = r_standard * sum(sizes)
-    ranks = [r1 + (i - 1) * delta_d for i in range(1, len(sizes))]
-    spent = sum(r * n for r, n in zip(ranks, sizes))
-    return [*ranks, (n_r - spent) // sizes[-1]]
+from tests.references import eq7, eq8
 
 
 @given(r_standard=st.integers(1, 300), n_layers=st.integers(1, 80))
