@@ -10,6 +10,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # CI machines are slow and shared: no per-example deadline; the default profile keeps the suite fast.
 settings.register_profile("ci", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, max_examples=50)
+# scripts/mutation: fixed examples (a mutant is killed or not, the same on every run), fewer of them
+settings.register_profile(
+    "mutation", deadline=None, max_examples=30, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 settings.register_profile("thorough", deadline=None, max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
