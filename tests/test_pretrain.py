@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from hydra_repro.config.model import model_config_from_dict
 from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.errors import UserError
 from hydra_repro.model.checkpoint import load_model
 from hydra_repro.provenance import sidecar_path
-from hydra_repro.training.pretrain import lr_at, pretrain
+from hydra_repro.training.pretrain import pretrain, pretrain_arguments
 
 TINY = {
     "preset": "tiny",
@@ -24,11 +25,12 @@ def test_pretrain_writes_a_loadable_base_model(smoke_data, tmp_path):
     cfg = PretrainConfig(steps=3, batch_size=4, log_every=1)
     out = tmp_path / "base"
     summary = pretrain(cfg, model_config_from_dict(TINY), smoke_data, out, "smoke", "tiny")
-    assert summary["steps"] == 3 and summary["final_loss"] > 0
+    assert summary["steps"] == 3 and summary["final_loss"] > 0 and summary["device"] == "cpu"
     loaded = load_model(out)
     assert loaded.tokenizer is not None and len(loaded.tokenizer) == loaded.model.config.vocab_size
     log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3]
+    assert log[0]["lr"] < log[1]["lr"]  # warmup: the first steps rise toward pretrain.lr (HF's cosine)
     assert "provenance" not in json.loads((out / "pretrain.json").read_text())
     assert json.loads(sidecar_path(out).read_text())["packages"]["torch"]
     # stage II starts with a frozen vision tower
@@ -57,11 +59,32 @@ def test_bad_settings_name_the_key(kwargs, key):
         PretrainConfig(**kwargs)
 
 
-def test_schedule_warms_up_then_decays_to_zero():
-    cfg = PretrainConfig(steps=100, lr=1.0, warmup_ratio=0.1)
-    assert lr_at(0, cfg) == pytest.approx(0.1)
-    assert lr_at(9, cfg) == pytest.approx(1.0)
-    assert lr_at(99, cfg) < 0.01
+def test_stage_i_arguments_follow_the_section(tmp_path):
+    """MobileVLM's recipe through Trainer: the global batch kept by accumulation, HF's cosine with warmup, AdamW's
+    beta2, and fp32 on this CPU under `auto`."""
+    cfg = PretrainConfig(steps=100, lr=1.0, warmup_ratio=0.03, batch_size=256, per_device_batch_size=32)
+    args = pretrain_arguments(cfg, "auto", tmp_path)
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (32, 8)
+    assert (args.max_steps, args.learning_rate, args.lr_scheduler_type.value) == (100, 1.0, "cosine")
+    assert (args.adam_beta1, args.adam_beta2, args.bf16, args.use_cpu) == (0.9, 0.999, False, True)
+    with pytest.raises(UserError, match=r"pretrain.batch_size: got 250; expected a multiple of per_device_batch_size"):
+        PretrainConfig(batch_size=250, per_device_batch_size=32).gradient_accumulation(1)
+
+
+def test_stage_i_runs_in_bf16_autocast_on_the_cpu(smoke_data, tmp_path):
+    """The bf16 path of stage I, exercised on this CPU (`bf16-cpu`): Trainer's autocast, fp32 weights written."""
+    cfg = PretrainConfig(steps=2, batch_size=4, log_every=1, num_threads=1)
+    out = tmp_path / "base"
+    summary = pretrain(cfg, model_config_from_dict(TINY), smoke_data, out, "smoke", "tiny", precision="bf16-cpu")
+    assert summary["final_loss"] > 0
+    assert {p.dtype for p in load_model(out).model.parameters()} == {torch.float32}
+
+
+def test_forced_bf16_without_a_gpu_stops_before_loading(smoke_data, tmp_path):
+    cfg = PretrainConfig(steps=2, batch_size=4, log_every=1, num_threads=1)
+    with pytest.raises(UserError, match=r"train.precision: got 'bf16', but this machine has no CUDA device"):
+        pretrain(cfg, model_config_from_dict(TINY), smoke_data, tmp_path / "base", "smoke", "tiny", precision="bf16")
+    assert not (tmp_path / "base").exists()
 
 
 def test_projector_init_may_name_one_checkpoint_per_role():

@@ -87,6 +87,14 @@ class PretrainConfig:
     length_groups: int = field(
         default=1, metadata={"help": "each batch as this many length-sorted micro-batches (microbatch.py; CPU speed)"}
     )
+    per_device_batch_size: int = field(
+        default=0, metadata={"help": "0: batch_size / devices; smaller: gradient accumulation keeps batch_size"}
+    )
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW's beta2 (HF's default, as MobileVLM)"})
+    template: str = field(
+        default="", metadata={"help": "stage I's conversation template (MobileVLM: plain); empty: the model's own"}
+    )
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("from_scratch", "projector"):
@@ -98,6 +106,12 @@ class PretrainConfig:
             raise UserError(f"pretrain.lr: got {self.lr!r}; expected a positive number")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"pretrain.warmup_ratio: got {self.warmup_ratio!r}; expected a fraction in [0, 1)")
+        if self.per_device_batch_size < 0:
+            raise UserError(f"pretrain.per_device_batch_size: got {self.per_device_batch_size!r}; expected >= 0")
+        if not 0 < self.adam_beta2 < 1:
+            raise UserError(f"pretrain.adam_beta2: got {self.adam_beta2!r}; expected a number in (0, 1)")
+        if self.template not in ("", "v1", "chatml", "plain"):
+            raise UserError(f"pretrain.template: got {self.template!r}; expected '', 'v1', 'chatml' or 'plain'")
         if self.mode == "projector" and not self.init:
             raise UserError("pretrain.init: empty; projector mode needs a local MobileLLaMA/MobileVLM checkpoint dir")
         if isinstance(self.init, dict) and not all(isinstance(v, str) and v for v in self.init.values()):
@@ -110,3 +124,13 @@ class PretrainConfig:
         if model_name not in self.init:
             raise UserError(f"pretrain.init: no entry for model {model_name!r}; it names {sorted(self.init)}")
         return self.init[model_name]
+
+    def gradient_accumulation(self, world_size: int) -> tuple[int, int]:
+        """(per-device batch, accumulation steps) giving exactly `batch_size` per optimizer step."""
+        per_device = self.per_device_batch_size or max(1, self.batch_size // world_size)
+        if self.batch_size % (per_device * world_size):
+            raise UserError(
+                f"pretrain.batch_size: got {self.batch_size}; expected a multiple of per_device_batch_size "
+                f"({per_device}) x devices ({world_size})"
+            )
+        return per_device, self.batch_size // (per_device * world_size)

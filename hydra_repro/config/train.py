@@ -19,6 +19,22 @@ METHODS = ("full", "lora", "schedule", "adalora", "eva")
 # ----------------------------------------------------------------------------------------------------------------
 # Configuration: the paper's settings (section IV, "Implementation Details") and MobileVLM's LoRA recipe as defaults
 # ----------------------------------------------------------------------------------------------------------------
+# `train.precision` sets every stage's precision (stage 0, stage I, train, gradnorm, search, evaluate).
+# bf16-cpu: bf16 autocast on the CPU, to exercise the bf16 path where no GPU is (slow on most CPUs).
+PRECISIONS = ("auto", "fp32", "bf16", "bf16-cpu")
+
+
+def use_bf16(precision: str, cuda: bool, cuda_bf16: bool) -> bool:
+    """Whether to run in bf16 on this machine; `bf16` without a bf16-capable CUDA device is an error, raised before
+    any model is loaded."""
+    if precision == "bf16" and not (cuda and cuda_bf16):
+        found = "a CUDA device without bf16" if cuda else "no CUDA device"
+        raise UserError(
+            f"train.precision: got 'bf16', but this machine has {found}; expected auto, fp32 or bf16-cpu here"
+        )
+    return precision in ("bf16", "bf16-cpu") or (precision == "auto" and cuda and cuda_bf16)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The `train` section of a profile in params.yaml; CLI flags override single fields."""
@@ -52,7 +68,10 @@ class TrainConfig:
     save_total_limit: int = field(default=2, metadata={"help": "2: a checkpoint torn by a crash leaves its sibling"})
     logging_steps: int = 1
     gradient_checkpointing: bool = False
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 on a bf16 GPU, fp32 on CPU) | fp32 | bf16"})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "every stage's: auto (bf16 on a bf16 GPU, fp32 on CPU) | fp32 | bf16 (GPU) | bf16-cpu"},
+    )
     dataloader_num_workers: int = 0
     num_threads: int | None = field(
         default=None, metadata={"help": "torch CPU threads; None: torch's default. 1 can be faster on a busy machine"}
@@ -108,8 +127,8 @@ class TrainConfig:
             raise bad("weight_decay" if self.weight_decay < 0 else "max_grad_norm", ">= 0")
         if self.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
             raise bad("lr_scheduler", "cosine | linear | constant | constant_with_warmup")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise bad("precision", "auto | fp32 | bf16")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", " | ".join(PRECISIONS))
         if not 0 <= self.adalora_tinit < 1 or not 0 <= self.adalora_tfinal < 1:
             raise bad("adalora_tinit" if not 0 <= self.adalora_tinit < 1 else "adalora_tfinal", "a share in [0, 1)")
         if self.adalora_tinit + self.adalora_tfinal >= 1:

@@ -51,6 +51,7 @@ class ConversationTemplate:
     answer_prefix: str
     answer_suffix: str
     add_bos: bool  # prepend the tokenizer's bos token id (Llama / MobileVLM do; ChatML models do not)
+    image_only_question: bool = False  # `plain`: the user turn is the image alone, its instruction text dropped
 
 
 # MobileVLM's `conv_v1` (Vicuna v1, SeparatorStyle.TWO): sep " ", sep2 "</s>".
@@ -80,7 +81,20 @@ CHATML = ConversationTemplate(
     add_bos=False,
 )
 
-TEMPLATES: dict[str, ConversationTemplate] = {t.name: t for t in (V1, CHATML)}
+# MobileVLM's `conv_plain` for stage I (LLaVA-558K captions): "<image>" + caption + "\n", no system prompt, no roles.
+PLAIN = ConversationTemplate(
+    name="plain",
+    system="",
+    user_prefix="",
+    user_suffix="",
+    assistant_prefix="",
+    answer_prefix="",
+    answer_suffix="\n",
+    add_bos=True,
+    image_only_question=True,
+)
+
+TEMPLATES: dict[str, ConversationTemplate] = {t.name: t for t in (V1, CHATML, PLAIN)}
 
 
 def get_template(name: str) -> ConversationTemplate:
@@ -105,6 +119,8 @@ def render(
     spans: list[tuple[int, int]] = []
     pos = len(template.system)
     for i, (question, answer) in enumerate(turns):
+        if template.image_only_question:
+            question = DEFAULT_IMAGE_TOKEN if DEFAULT_IMAGE_TOKEN in question else ""
         head = template.user_prefix + question + template.user_suffix + template.assistant_prefix
         parts.append(head)
         pos += len(head)

@@ -298,6 +298,7 @@ def evaluate_runs(
     tasks: Sequence[str] | None = None,
     batch_size: int = 16,
     device: str = "cpu",
+    dtype: str = "float32",
     max_new_tokens: int | None = None,
     seed: int = 0,
     model_factory: Callable[[Path], Any] | None = None,
@@ -336,7 +337,9 @@ def evaluate_runs(
         from hydra_repro.eval.lmms_model import HydraVLM
 
         def model_factory(run_dir: Path) -> Any:
-            return HydraVLM(str(run_dir), device=device, batch_size=batch_size, max_new_tokens=max_new_tokens)
+            return HydraVLM(
+                str(run_dir), device=device, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype
+            )
 
     written = []
     for run_dir in run_dirs:

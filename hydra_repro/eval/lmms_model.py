@@ -77,6 +77,7 @@ class HydraVLM(lmms):
         batch_size: int | str | None = 8,
         max_new_tokens: int | str | None = None,
         conv_mode: str | None = None,
+        dtype: str = "float32",
         max_batch_size: Any = None,  # passed by lmms-eval's CLI; batches here have a fixed size
         **unknown: Any,
     ) -> None:
@@ -84,8 +85,10 @@ class HydraVLM(lmms):
         if unknown:
             raise UserError(
                 f"model_args: unknown key {sorted(unknown)[0]!r}; expected pretrained, device, batch_size, "
-                "max_new_tokens, conv_mode"
+                "max_new_tokens, conv_mode, dtype"
             )
+        if dtype not in ("float32", "bfloat16"):
+            raise UserError(f"model_args dtype: got {dtype!r}; expected float32 or bfloat16")
         from hydra_repro.adapters.rundir import load_run
         from hydra_repro.data.conversation import get_template, model_template
 
@@ -94,7 +97,11 @@ class HydraVLM(lmms):
         path = Path(pretrained)
         if not path.is_dir():
             raise UserError(f"model_args pretrained: {pretrained!r} is not a directory (expected a run or model dir)")
-        loaded = load_run(path, device=device or "cpu")  # a trained run (adapter merged) or a model directory
+        import torch
+
+        loaded = load_run(
+            path, device=device or "cpu", dtype=getattr(torch, dtype)
+        )  # a trained run (adapter merged) or a model directory
         if loaded.tokenizer is None:
             raise UserError(f"{path}: no tokenizer files (expected tokenizer.json or tokenizer_config.json)")
         # default: the template the model was trained with (config `conv_template`; MobileVLM's v1 when absent)

@@ -30,6 +30,21 @@ from hydra_repro.model.hf_config import (
 from hydra_repro.model.vlm import HydraVLMForCausalLM
 
 
+def load_lm_tokenizer(path: Path) -> Any:
+    """A model directory's tokenizer. A bare SentencePiece model (`tokenizer.model`, MobileLLaMA's hub layout) whose
+    config does not say otherwise loads with `legacy=True`, transformers 4.33's default that MobileVLM trained with:
+    text after a special token (`</s>USER:`) starts with SentencePiece's `▁`, as encoding each piece on its own does.
+    transformers 5's default (`legacy=False`) drops that `▁` from the second conversation round on."""
+    path = Path(path)
+    kwargs: dict[str, Any] = {}
+    config = path / "tokenizer_config.json"
+    if (path / "tokenizer.model").is_file() and not (path / "tokenizer.json").is_file():
+        settings = read_json(config, "tokenizer config") if config.is_file() else {}
+        if isinstance(settings, dict) and "legacy" not in settings:
+            kwargs["legacy"] = True
+    return AutoTokenizer.from_pretrained(str(path), **kwargs)
+
+
 class LoadedModel(NamedTuple):
     model: HydraVLMForCausalLM
     tokenizer: PreTrainedTokenizerBase | None
@@ -189,7 +204,7 @@ def load_model(
         model.image_processor = CLIPImageProcessor.from_pretrained(str(tower_dir))
     tokenizer = None
     if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = load_lm_tokenizer(path)
     model = model.to(device=device, dtype=dtype).eval()
     model.set_vision_tower_trainable(False)
     return LoadedModel(model, tokenizer, model.image_processor)
@@ -260,7 +275,7 @@ def assemble_model(
     model.model.vision_tower.clip.load_state_dict(clip.state_dict())
     if (vision_dir / "preprocessor_config.json").is_file():
         model.image_processor = CLIPImageProcessor.from_pretrained(str(vision_dir))
-    tokenizer = AutoTokenizer.from_pretrained(str(lm_dir)) if (lm_dir / "tokenizer_config.json").is_file() else None
+    tokenizer = load_lm_tokenizer(lm_dir) if (lm_dir / "tokenizer_config.json").is_file() else None
     if tokenizer is not None and tokenizer.pad_token is None:  # MobileLLaMA: none; MobileVLM's v1 recipe pads with unk
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     model.eval().set_vision_tower_trainable(False)

@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--params", type=Path, default=Path("params.yaml"), help="its profile's `evaluate` section sets the defaults"
     )
     parser.add_argument("--batch-size", type=int, default=None, help="default: evaluate.batch_size, else 16")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--device", default="auto", help="auto: cuda when present (then bf16 per train.precision), else cpu"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on every task's max_new_tokens")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -55,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from hydra_repro.config import load_params
 
     # the profile was validated by the CLI (config.validate checks the section's keys and values)
-    args.profile, section = load_params(args.params, args.profile)
-    section = section["evaluate"]
+    args.profile, profile_section = load_params(args.params, args.profile)
+    section = profile_section["evaluate"]
     if args.profile != "paper":  # nothing outside `paper` may reach the hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -64,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is None:
             setattr(args, key, section.get(key))
     results_dir = args.results_dir or Path("results") / args.profile / "runs"
+    from hydra_repro.training.device import runtime
+
+    rt = runtime((profile_section.get("train") or {}).get("precision", "auto"))  # one key for every stage
+    device = rt.device if args.device == "auto" else args.device
+    dtype = "bfloat16" if rt.bf16 and device.split(":")[0] == rt.device else "float32"
     args.batch_size = args.batch_size or 16
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     threads = args.threads if args.threads is not None else (None if args.profile == "paper" else 1)
@@ -82,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
             results_dir=results_dir,
             tasks=tasks,
             batch_size=args.batch_size,
-            device=args.device,
+            device=device,
+            dtype=dtype,
             max_new_tokens=args.max_new_tokens,
             seed=args.seed,
         )

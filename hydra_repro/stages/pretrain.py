@@ -7,7 +7,8 @@
 - `projector` (paper): MobileVLM's recipe: only the LDP projector trains (LR 1e-3), vision tower and LM frozen,
   on LLaVA-558K; the LM starts from the MobileLLaMA checkpoint given as `init`.
 
-A plain loop (AdamW, cosine with warmup, gradient clipping), readable top to bottom. The output directory is
+HF Trainer runs it (`training.pretrain`): the device and bf16 follow the profile's `train.precision`, `accelerate
+launch` spreads it over GPUs, and `pretrain.batch_size` stays the global batch. The output directory is
 MobileVLM's checkpoint layout plus `pretrain_log.jsonl` and `pretrain.json` (settings, losses), published
 atomically at the end; timing and provenance go beside it, in `<out>.provenance.json`.
 """
@@ -45,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = model_config_from_dict(model_section(section, args.model, where), f"{where}.models.{args.model}")
     data = args.data or Path("data") / profile
     out = args.out or Path("models") / profile / args.model
-    summary = pretrain(cfg, model_cfg, data, out, profile, args.model, args.vision)
+    precision = (section.get("train") or {}).get("precision", "auto")  # one key for every stage's precision
+    summary = pretrain(cfg, model_cfg, data, out, profile, args.model, args.vision, precision)
+    if not summary:  # another process of a multi-GPU launch: rank 0 writes and reports
+        return 0
     print(json.dumps({k: summary[k] for k in ("model", "steps", "final_loss", "wall_time_s", "s_per_step")}))
     return 0

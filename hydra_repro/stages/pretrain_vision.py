@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({k: summary[k] for k in ("mode", "path")}))
         return 0
     vision = profile_vision(section, where)
-    summary = pretrain_vision(cfg, vision, args.data or Path("data") / profile, out, profile)
+    precision = (section.get("train") or {}).get("precision", "auto")  # one key for every stage's precision
+    summary = pretrain_vision(cfg, vision, args.data or Path("data") / profile, out, profile, precision)
     print(json.dumps({k: summary[k] for k in ("held_out_accuracy", "final_loss", "wall_time_s")}))
     return 0

@@ -4,7 +4,7 @@ paper's checkpoints."""
 from __future__ import annotations
 
 import dataclasses
-import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,15 +13,7 @@ from hydra_repro.config.pretrain import PretrainConfig
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json, write_json, write_jsonl
 from hydra_repro.provenance import write_sidecar
-
-
-def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Linear warmup then cosine decay to 0 (HF's `cosine` schedule)."""
-    warmup = max(1, math.ceil(cfg.warmup_ratio * cfg.steps))
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, cfg.steps - warmup)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+from hydra_repro.training.device import check_launch, runtime
 
 
 def _is_plain_lm(path: Path) -> bool:
@@ -69,6 +61,45 @@ def load_pretrained_tower(model: Any, vision_dir: Path) -> dict[str, Any]:
     return {"path": str(vision_dir), "held_out_accuracy": summary.get("held_out_accuracy")}
 
 
+def pretrain_arguments(cfg: PretrainConfig, precision: str, output_dir: str | Path) -> Any:
+    """TrainingArguments of stage I: MobileVLM's `run_v1.sh` pre-training recipe from the `pretrain` section (AdamW,
+    cosine with linear warmup, no checkpoints: stage I is short, and a crash re-runs it)."""
+    from transformers import TrainingArguments
+
+    from hydra_repro.training.trainer import world_size
+
+    check_launch()
+    per_device, accumulation = cfg.gradient_accumulation(world_size())
+    rt = runtime(precision)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=cfg.lr,
+        max_steps=cfg.steps,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a share of the steps
+        weight_decay=cfg.weight_decay,
+        adam_beta2=cfg.adam_beta2,
+        optim="adamw_torch",
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=rt.bf16,
+        use_cpu=rt.device == "cpu",
+        logging_steps=cfg.log_every,
+        save_strategy="no",
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_drop_last=True,
+        dataloader_pin_memory=rt.device == "cuda",
+        report_to="none",
+        disable_tqdm=True,
+    )
+
+
 def pretrain(
     cfg: PretrainConfig,
     model_cfg: Any,
@@ -77,26 +108,25 @@ def pretrain(
     profile: str,
     model_name: str,
     vision_dir: Path | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
-    """Train stage I and write the base model to `out`; returns the summary written to `out/pretrain.json`.
+    """Train stage I with HF Trainer and write the base model to `out`; returns the summary (`out/pretrain.json`).
+
+    Trainer brings the device, bf16 (`precision`, the profile's `train.precision`), gradient accumulation to
+    `batch_size`, gradient checkpointing and `accelerate launch` / DeepSpeed; the LR schedule is HF's cosine with
+    linear warmup (it starts at 0, as MobileVLM's).
 
     With `vision_dir` (from_scratch mode) the tower comes from stage 0 and stays frozen, as MobileVLM keeps CLIP
     frozen; without it the tower trains from scratch with the rest."""
     import torch
-    from tqdm import tqdm
 
-    from hydra_repro.data.conversation import (
-        DataCollator,
-        LlavaDataset,
-        load_records,
-        load_tokenizer,
-        model_template,
-    )
-    from hydra_repro.data.microbatch import grouped_loss
+    from hydra_repro.data.conversation import LlavaDataset, get_template, load_records, load_tokenizer, model_template
     from hydra_repro.model.checkpoint import assemble_model, load_model
-    from hydra_repro.model.vlm import build_model, process_images
+    from hydra_repro.model.vlm import build_model
+    from hydra_repro.training.trainer import ImageToTensor, make_trainer, world_size
 
     torch.set_num_threads(cfg.num_threads)
+    rt = runtime(precision)  # a forced bf16 without a GPU stops here, before any model is loaded
     data_dir = Path(data_dir)
     manifest_path = data_dir / "manifest.json"
     manifest = read_json(manifest_path, "data manifest (run `hydra-repro prepare` for this profile first)")
@@ -141,60 +171,40 @@ def pretrain(
         for p in model.model.mm_projector.parameters():
             p.requires_grad_(True)
         tower = None
-    image_processor = model.image_processor
     dataset = LlavaDataset(
         records,
         tokenizer,
-        lambda im: process_images([im], image_processor)[0],
+        ImageToTensor(model.image_processor),
         images,
         max_length=cfg.max_length,
-        template=model_template(model.config),
+        template=get_template(cfg.template) if cfg.template else model_template(model.config),
     )
-    generator = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        drop_last=True,
-        collate_fn=DataCollator(tokenizer.pad_token_id),
-        generator=generator,
-    )
-    if len(loader) == 0:
-        raise UserError(f"{data_dir}: {len(dataset)} pretraining records < batch_size {cfg.batch_size}")
+    per_device, _ = cfg.gradient_accumulation(world_size())
+    if len(dataset) < per_device:
+        raise UserError(f"{data_dir}: {len(dataset)} pretraining records < a batch of {per_device}")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-
-    model.train()
-    log, start, step = [], time.time(), 0
-    bar = tqdm(total=cfg.steps, desc=f"pretrain {model_name}", unit="step", mininterval=5)
-    window: list[float] = []
-    while step < cfg.steps:
-        for batch in loader:
-            if step >= cfg.steps:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            loss = grouped_loss(lambda part: model(**part).loss, batch, cfg.length_groups)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            window.append(loss.item())
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                entry = {
-                    "step": step,
-                    "loss": sum(window) / len(window),
-                    "lr": lr_at(step - 1, cfg),
-                }
-                log.append(entry)
-                bar.set_postfix(loss=f"{entry['loss']:.3f}")
-                window = []
-    bar.close()
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix="pretrain.") as work:
+        trainer = make_trainer(
+            model,
+            pretrain_arguments(cfg, precision, work),
+            dataset,
+            tokenizer.pad_token_id,
+            [],
+            False,
+            cfg.length_groups,
+        )
+        trainer.train()
     wall = time.time() - start
+    log = [
+        {"step": row["step"], "loss": row["loss"], "lr": row["learning_rate"]}
+        for row in trainer.state.log_history
+        if "loss" in row
+    ]
     model.eval()
     model.set_vision_tower_trainable(False)  # stage II keeps the tower frozen, as MobileVLM does
+    if not trainer.is_world_process_zero():
+        return {}
 
     summary = {
         "profile": profile,
@@ -211,6 +221,6 @@ def pretrain(
         model.save_pretrained(tmp, tokenizer=tokenizer)
         write_jsonl(tmp / "pretrain_log.jsonl", log)
         write_json((tmp / "pretrain.json"), summary)
-    timing = {"wall_time_s": round(wall, 1), "s_per_step": round(wall / max(1, cfg.steps), 3)}
+    timing = {"wall_time_s": round(wall, 1), "s_per_step": round(wall / max(1, cfg.steps), 3), "device": rt.device}
     write_sidecar(out, seed=cfg.seed, profile=profile, **timing)
     return summary | timing

@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 
 from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
 from hydra_repro.errors import UserError
+from hydra_repro.training.device import check_launch, runtime
 
 
 class ImageToTensor:
@@ -57,9 +58,9 @@ def training_arguments(cfg: TrainConfig, output_dir: str | Path, n_layers: int, 
     """HF TrainingArguments of the paper's recipe: AdamW, no weight decay, cosine with 3% warmup, seed 42."""
     from transformers import TrainingArguments
 
+    check_launch()
     per_device, accumulation = cfg.gradient_accumulation(world_size())
-    cuda = torch.cuda.is_available()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
+    rt = runtime(cfg.precision)
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=per_device,
@@ -74,8 +75,8 @@ def training_arguments(cfg: TrainConfig, output_dir: str | Path, n_layers: int, 
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        bf16=bf16,
-        use_cpu=not cuda,
+        bf16=rt.bf16,
+        use_cpu=rt.device == "cpu",
         logging_steps=cfg.logging_steps,
         save_strategy="steps" if save else "no",
         save_steps=cfg.save_steps,
@@ -85,7 +86,7 @@ def training_arguments(cfg: TrainConfig, output_dir: str | Path, n_layers: int, 
         remove_unused_columns=False,  # the dataset's `image` key is consumed by our collator, not by forward
         label_names=["labels"],
         dataloader_num_workers=cfg.dataloader_num_workers,
-        dataloader_pin_memory=cuda,
+        dataloader_pin_memory=rt.device == "cuda",
         report_to="none",
         disable_tqdm=True,
     )

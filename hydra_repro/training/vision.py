@@ -12,6 +12,7 @@ from hydra_repro.config.pretrain import VisionPretrainConfig
 from hydra_repro.errors import UserError
 from hydra_repro.io import atomic_dir, read_json, write_json, write_jsonl
 from hydra_repro.provenance import write_sidecar
+from hydra_repro.training.device import runtime
 
 
 def lr_at(step: int, cfg: VisionPretrainConfig) -> float:
@@ -44,7 +45,9 @@ def load_vision_labels(data_dir: Path) -> tuple[dict[str, list[str]], list[dict[
     return heads, doc["records"]
 
 
-def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out: Path, profile: str) -> dict[str, Any]:
+def pretrain_vision(
+    cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out: Path, profile: str, precision: str = "auto"
+) -> dict[str, Any]:
     """Train the tower of `vision` (a modeling.VisionConfig) on `data_dir/vision.json`; write it to `out`."""
     import numpy as np
     import torch
@@ -58,6 +61,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
     from hydra_repro.model.vlm import make_image_processor, process_images
 
     torch.set_num_threads(cfg.num_threads)
+    rt = runtime(precision)  # a hand-written loop (Trainer has no multi-head probe loss); device and bf16 from here
     heads, records = load_vision_labels(Path(data_dir))
     if len(records) - cfg.holdout < cfg.batch_size:
         raise UserError(
@@ -82,11 +86,13 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
     tower = CLIPVisionTower(clip_config(vision), vision.select_layer)
     processor = make_image_processor(vision.image_size)
     probe = AttributeHeads(vision.hidden_size, [len(heads[h]) for h in names])
+    tower.to(rt.device)
+    probe.to(rt.device)
     params = [*tower.parameters(), *probe.parameters()]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def batch_pixels(idx: Any) -> torch.Tensor:
-        return process_images([images[i] for i in idx], processor)
+        return process_images([images[i] for i in idx], processor).to(rt.device)
 
     def accuracy() -> dict[str, float | None]:
         tower.eval()
@@ -94,7 +100,8 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         with torch.no_grad():
             for start in range(0, len(held), 256):
                 idx = held[start : start + 256]
-                pred = torch.stack([o.argmax(-1) for o in probe(tower(batch_pixels(idx)))], 1)
+                with rt.autocast():
+                    pred = torch.stack([o.argmax(-1) for o in probe(tower(batch_pixels(idx)))], 1).cpu()
                 y = labels[idx]
                 correct += ((pred == y) & (y >= 0)).sum(0)
                 count += (y >= 0).sum(0)
@@ -108,15 +115,16 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         idx = rng.choice(train_idx, size=cfg.batch_size, replace=False)
-        y = labels[idx]
-        logits = probe(tower(batch_pixels(idx)))
-        # heads absent from the whole batch (e.g. digits in an all-shape batch) contribute nothing
-        losses = [
-            torch.nn.functional.cross_entropy(o, y[:, j], ignore_index=-100)
-            for j, o in enumerate(logits)
-            if (y[:, j] >= 0).any()
-        ]
-        loss = torch.stack(losses).sum()
+        y = labels[idx].to(rt.device)
+        with rt.autocast():
+            logits = probe(tower(batch_pixels(idx)))
+            # heads absent from the whole batch (e.g. digits in an all-shape batch) contribute nothing
+            losses = [
+                torch.nn.functional.cross_entropy(o.float(), y[:, j], ignore_index=-100)
+                for j, o in enumerate(logits)
+                if (y[:, j] >= 0).any()
+            ]
+            loss = torch.stack(losses).sum()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         optimizer.step()
@@ -128,6 +136,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
     wall = time.time() - start
     held_acc = accuracy() if len(held) else {}
     tower.eval()
+    tower.to("cpu")
 
     summary = {
         "profile": profile,
@@ -145,7 +154,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out:
         processor.save_pretrained(tmp)
         write_jsonl(tmp / "vision_pretrain_log.jsonl", log)
         write_json((tmp / "vision_pretrain.json"), summary)
-    timing = {"wall_time_s": round(wall, 1), "s_per_step": round(wall / cfg.steps, 4)}
+    timing = {"wall_time_s": round(wall, 1), "s_per_step": round(wall / cfg.steps, 4), "device": rt.device}
     write_sidecar(out, seed=cfg.seed, profile=profile, **timing)
     return summary | timing
 
