@@ -54,6 +54,8 @@ def hardware() -> dict[str, Any]:
         info["cuda"] = torch.cuda.is_available()
         if info["cuda"]:
             info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            # this process's peak so far: written after a stage's work, it is the stage's peak
+            info["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     except ImportError:
         pass
     return info

@@ -476,3 +476,12 @@ def test_process_images_pads_to_square_and_resizes(model) -> None:
     assert pixels.shape == (1, 3, TINY.vision.image_size, TINY.vision.image_size)
     # Top rows are mean-colour padding, which normalises to about zero.
     assert pixels[0, :, 0].abs().max() < 0.02
+
+
+def test_a_hub_id_in_the_checkpoint_is_not_kept(tmp_path):
+    """A MobileVLM checkpoint from the hub names its hub id in `_name_or_path`; PEFT would look it up on the hub when
+    saving an adapter, so loading empties it (as our own checkpoints have it)."""
+    build_model(PRESETS["tiny"]).save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "_name_or_path": "mtgv/MobileVLM-1.7B"}))
+    assert load_model(tmp_path / "m").model.config._name_or_path == ""

@@ -164,7 +164,10 @@ def load_model(
             f"{file}: key 'mm_hidden_size' is {config['mm_hidden_size']}; expected the vision tower's hidden size "
             f"({config['mm_vision_config'].get('hidden_size')})"
         )
+    # a hub id in `_name_or_path` (a MobileVLM checkpoint from the hub) would make PEFT look the base model up on
+    # the hub when it saves an adapter; emptied, as our own checkpoints have it (a path would make runs hash per host)
     hf_keys = {k: v for k, v in config.items() if k not in ("model_type", "transformers_version", "torch_dtype")}
+    hf_keys["_name_or_path"] = ""
     try:
         hf_config = HydraVLMConfig(**hf_keys)
         with torch.device("cpu"):

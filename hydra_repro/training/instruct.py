@@ -170,7 +170,8 @@ def train_run(
     }
     _publish(model, cfg, out, work, tokenizer, loaded.image_processor, run, ranks, log, schedule)
     # this invocation's wall time (a resumed run counts from the resume)
-    write_sidecar(out, seed=cfg.seed, profile=profile, wall_time_s=round(time.time() - start, 3))
+    speed = {k: v for k, v in result.metrics.items() if k in VOLATILE_LOG_KEYS}  # Trainer's samples/s and steps/s
+    write_sidecar(out, seed=cfg.seed, profile=profile, wall_time_s=round(time.time() - start, 3), trainer=speed)
     return out
 
 

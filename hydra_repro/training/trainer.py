@@ -112,8 +112,11 @@ def make_trainer(
     if group_by_modality:
         from hydra_repro.data.sampling import ModalityGroupedSampler, modality_lengths
 
+        # LLaVA's sampler groups by modality per optimizer step: world size x accumulation batches of one modality
+        # (one GPU accumulating 4 x 32 = MobileVLM's 8 x 16 x 1 in grouping)
+        groups = max(1, args.world_size) * args.gradient_accumulation_steps
         sampler = ModalityGroupedSampler(
-            modality_lengths(dataset.records), args.per_device_train_batch_size, max(1, args.world_size), args.seed
+            modality_lengths(dataset.records), args.per_device_train_batch_size, groups, args.seed
         )
 
     class HydraTrainer(Trainer):
