@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def add_profile_arguments(p: argparse.ArgumentParser, profile_help: str = "default: params.yaml's `profile`") -> None:
+    """`--params` (default params.yaml) and `--profile`: the arguments every profile-reading verb takes."""
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the profiles (validated first)")
+    p.add_argument("--profile", help=profile_help)
+
+
 def validation_target(module: Any, args: argparse.Namespace) -> tuple[Any, str | None] | None:
     """(params file, profile) that the verb reads, or None for a verb that reads no profile."""
     if hasattr(module, "validation_target"):

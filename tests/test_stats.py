@@ -1,4 +1,5 @@
-"""Headlines from per-sample records agree with lmms-eval's aggregations; the paired bootstrap behaves."""
+"""Headlines from per-sample records agree with lmms-eval's aggregations; the comparison interval, its MDD and the
+planning helpers match references written here; the earlier paired bootstrap still behaves."""
 
 from __future__ import annotations
 
@@ -6,14 +7,24 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import t as student_t
 
 from hydra_repro.core.stats import (
     Scorer,
+    SeedNoise,
+    compare_runs,
     corrected_cv_interval,
     headline_from_records,
+    holm,
+    mdd,
     paired_bootstrap,
     paired_bootstrap_seeds,
+    plan_mdd,
+    pooled_seed_noise,
+    pooled_seed_sd,
     seed_interval,
+    seed_scores,
+    seeds_for_mdd,
 )
 from hydra_repro.report import cells, inputs
 
@@ -76,7 +87,9 @@ def test_tables_star_an_interval_that_excludes_zero():
     ours = inputs.RunResult("hydra", "ok", {"gqa": 75.0}, samples=better)
     lora = inputs.RunResult("lora", "ok", {"gqa": 50.0}, samples=same)
     cell = cells.vs_baseline(ours, lora, ["gqa"])[0]
-    assert cell.startswith("+25.00* [") and cells.vs_baseline(lora, lora, ["gqa"]) == ["+0.00 [0.00, 0.00]"]
+    # one seed each and no pooled seed spread: the interval covers the test questions only, and says so
+    assert cell.startswith("+25.00* [") and cell.endswith(", test set only)")
+    assert cells.vs_baseline(lora, lora, ["gqa"]) == ["+0.00 [0.00, 0.00] (MDD 0.00, test set only)"]
     assert cells.vs_baseline(inputs.RunResult("x", "ok", {"gqa": 1.0}), lora, ["gqa"]) == [inputs.MISSING]
 
 
@@ -163,3 +176,132 @@ def test_corrected_cv_interval_inflates_the_variance_for_shared_training_points(
     assert mean == 2.5 and half == pytest.approx(3.182446 * 0.912871, rel=1e-5)
     _, naive = corrected_cv_interval([1.0, 2.0, 3.0, 4.0], test_share=0.0)  # the plain t-interval of the mean
     assert naive == pytest.approx(3.182446 * (5 / 3 / 4) ** 0.5, rel=1e-5) and naive < half
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["mme", "mmbench", "pope", "gqa"]), st.lists(record_st, min_size=2, max_size=30))
+def test_leave_one_out_headlines_equal_the_reference(bench, rows):
+    """Each unit's leave-one-out headline equals `score` recomputed from the records without that unit."""
+    recs = [
+        {"doc_id": i, "unit": f"u{u}", "category": c, "score": s, "prediction": p, "target": t}
+        for i, (u, c, s, p, t) in enumerate(rows)
+    ]
+    scorer = Scorer(bench, recs)
+    if len(scorer.units) < 2:
+        return
+    theta, loo = seed_scores(bench, [recs], scorer.units)
+    assert theta[0] == pytest.approx(scorer.score(scorer.units))
+    want = [scorer.score([v for v in scorer.units if v != u]) for u in scorer.units]
+    assert loo[0] == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+def acc_records(matrix: np.ndarray) -> list[list[dict]]:
+    """Per-seed records of a per-question benchmark from a 0/1 matrix (seeds, questions)."""
+    return [[{"doc_id": u, "unit": u, "score": float(x)} for u, x in enumerate(row)] for row in matrix]
+
+
+def reference_interval(xa: np.ndarray, xb: np.ndarray, noise: tuple[float, float, float] | None = None):
+    """An independent reference for per-question accuracy, from a seeds x questions two-way layout: seed part
+    s^2/n per run (or the pooled sd^2 for one seed), test part var_u(d_u)/U less each run's interaction mean square
+    / (U n); Welch-Satterthwaite df on the seed part; t quantiles."""
+    xa, xb = 100 * xa, 100 * xb
+    units = xa.shape[1]
+    d = xa.mean(axis=0) - xb.mean(axis=0)
+    seed_parts, within, borrowed = [], 0.0, 0
+    for x in (xa, xb):
+        n = x.shape[0]
+        if n >= 2:
+            resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+            within += (resid**2).sum() / ((n - 1) * (units - 1)) / units / n
+            seed_parts.append((x.mean(axis=1).var(ddof=1) / n, n - 1))
+        else:
+            within += noise[1]
+            borrowed += 1
+    if borrowed:  # one-seed sides share one pooled estimate
+        seed_parts.append((borrowed * noise[0] ** 2, noise[2]))
+    seed = sum(v for v, _ in seed_parts)
+    var = seed + max(0.0, d.var(ddof=1) / units - within)
+    df = var**2 / sum(v**2 / k for v, k in seed_parts)
+    se = np.sqrt(var)
+    half = student_t.ppf(0.975, df) * se
+    return d.mean(), se, df, d.mean() - half, d.mean() + half
+
+
+def test_compare_runs_matches_a_two_way_anova_reference():
+    rng = np.random.default_rng(3)
+    xa = (rng.random((3, 80)) < np.linspace(0.2, 0.9, 80)).astype(float)
+    xb = (rng.random((3, 80)) < np.linspace(0.1, 0.8, 80)[::-1]).astype(float)
+    r = compare_runs("gqa", acc_records(xa), acc_records(xb))
+    diff, se, df, low, high = reference_interval(xa, xb)
+    assert r["diff"] == pytest.approx(diff) and r["se"] == pytest.approx(se, rel=1e-9)
+    assert r["df"] == pytest.approx(df, rel=1e-9) and (r["low"], r["high"]) == pytest.approx((low, high), rel=1e-9)
+    assert r["p"] == pytest.approx(2 * student_t.sf(abs(diff) / se, df), rel=1e-9)
+    assert r["mdd"] == pytest.approx((student_t.ppf(0.975, df) + student_t.ppf(0.8, df)) * se, rel=1e-9)
+    assert r["seeds"] == (3, 3) and r["n_units"] == 80 and r["covers_training_noise"]
+
+
+def test_one_seed_runs_borrow_the_pooled_seed_spread():
+    rng = np.random.default_rng(4)
+    p = np.linspace(0.1, 0.9, 60)
+    pool = [acc_records((rng.random((3, 60)) < p).astype(float)) for _ in range(4)]
+    noise = pooled_seed_noise("gqa", pool)
+    # the pooled SD from the headlines alone, and the interaction mean square pooled by its df, written here
+    heads = [[100 * np.mean([r["score"] for r in seed]) for seed in run] for run in pool]
+    assert (noise.sd, noise.df, noise.runs) == (pytest.approx(pooled_seed_sd(heads)[0]), 8, 4)
+    ms = []
+    for run in pool:
+        x = 100 * np.array([[r["score"] for r in seed] for seed in run])
+        resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+        ms.append((resid**2).sum() / (2 * 59) / 60)
+    assert noise.within == pytest.approx(np.mean(ms))
+    xa, xb = (rng.random((1, 60)) < p).astype(float), (rng.random((1, 60)) < p[::-1]).astype(float)
+    r = compare_runs("gqa", acc_records(xa), acc_records(xb), noise=noise)
+    diff, se, df, low, high = reference_interval(xa, xb, (noise.sd, noise.within, noise.df))
+    assert r["covers_training_noise"] and r["df"] == pytest.approx(df)
+    assert (r["diff"], r["se"], r["low"], r["high"]) == pytest.approx((diff, se, low, high))
+    bare = compare_runs("gqa", acc_records(xa), acc_records(xb))  # no pooled spread: test questions only
+    assert not bare["covers_training_noise"] and bare["se"] < r["se"] and np.isinf(bare["df"])
+
+
+def test_pooled_seed_sd_by_hand():
+    # runs (1, 2, 3): SS 2, df 2; (10, 14): SS 8, df 1; a one-seed run adds nothing: sqrt(10 / 3)
+    sd, df = pooled_seed_sd([[1.0, 2.0, 3.0], [10.0, 14.0], [7.0]])
+    assert (sd, df) == (pytest.approx((10 / 3) ** 0.5), 3)
+    with pytest.raises(ValueError):
+        pooled_seed_sd([[1.0]])
+    assert pooled_seed_noise("gqa", [acc_records(np.ones((1, 5)))]) is None
+
+
+def test_mdd_against_t_table_values():
+    # t(0.975) + t(0.80): df = inf 1.959964 + 0.841621; df = 4 2.776445 + 0.940965; df = 2 4.302653 + 1.060660
+    assert mdd(1.0, np.inf) == pytest.approx(2.801585, abs=1e-6)
+    assert mdd(2.0, 4) == pytest.approx(2 * 3.717410, abs=1e-5)
+    assert mdd(1.0, 2) == pytest.approx(5.363313, abs=1e-5)
+    assert mdd(1.0, np.inf, alpha=0.05, power=0.5) == pytest.approx(1.959964, abs=1e-6)
+
+
+def test_plan_mdd_and_its_inverse():
+    # seed sd 2, unit sd 10, 3 seeds, 400 units: seed part 8/3, test part 0.25, df = var^2 / ((8/3)^2 / 4)
+    plan = plan_mdd(2.0, 10.0, 3, 400)
+    var = 8 / 3 + 0.25
+    df = var**2 / ((8 / 3) ** 2 / 4)
+    assert plan["se"] == pytest.approx(var**0.5) and plan["df"] == pytest.approx(df)
+    assert plan["mdd"] == pytest.approx((student_t.ppf(0.975, df) + student_t.ppf(0.8, df)) * var**0.5)
+    assert plan_mdd(2.0, 10.0, 1, 400)["df"] == np.inf  # one seed, the spread taken as known
+    n = seeds_for_mdd(3.0, 2.0, 10.0, 400)
+    assert plan_mdd(2.0, 10.0, n, 400)["mdd"] <= 3.0 < plan_mdd(2.0, 10.0, n - 1, 400)["mdd"]
+    assert seeds_for_mdd(1.0, 2.0, 10.0, 400) is None  # the test set alone allows 2.80 * 0.5 = 1.40
+
+
+def test_holm_step_down():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]  # 0.005 < .0125, 0.01 < .0167, 0.03 > .025
+    assert holm([0.01, 0.02, 0.03]) == [True, True, True]  # .0167, .025, .05
+    assert holm([0.2, 0.001]) == [False, True] and holm([]) == []
+
+
+def test_a_seed_noise_of_zero_spread_gives_a_test_set_interval():
+    xa = np.tile((np.arange(50) % 3 != 0).astype(float), (2, 1))  # both seeds identical: no training noise
+    xb = np.tile((np.arange(50) % 2).astype(float), (2, 1))
+    r = compare_runs("gqa", acc_records(xa), acc_records(xb), noise=SeedNoise(5.0, 0.0, 10))
+    d = 100 * (xa[0] - xb[0])
+    assert r["se"] == pytest.approx(d.std(ddof=1) / 50**0.5) and np.isinf(r["df"])

@@ -8,7 +8,7 @@ import torch
 
 from hydra_repro.adapters.fast_lora import use_fast_lora
 from hydra_repro.adapters.peft_config import check_ranks, count_params, model_dims, peft_config, realized_ranks
-from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
+from hydra_repro.config.train import TrainConfig
 from hydra_repro.constants import COMPONENTS, EVA_RHO
 from hydra_repro.core.allocation import budget_params, trainable_params
 from hydra_repro.core.schedule import Schedule

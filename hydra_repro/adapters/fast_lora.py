@@ -9,8 +9,6 @@ from typing import Any
 import torch
 from peft.tuners.lora.layer import Linear as _PeftLoraLinear
 
-from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
-
 
 def dropout_keep_mask(
     shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype = torch.float32

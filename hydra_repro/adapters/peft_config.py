@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
+from hydra_repro.config.train import TrainConfig
 from hydra_repro.constants import EVA_RHO
 from hydra_repro.core.allocation import ModelDims
 from hydra_repro.core.schedule import Schedule

@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from hydra_repro.adapters.peft_config import check_ranks
-from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
 from hydra_repro.errors import UserError
 from hydra_repro.io import read_json, sha256_file
 

@@ -14,7 +14,7 @@ from hydra_repro.core.allocation import (
     coarse_ranks,
     config4_stage_sizes,
 )
-from hydra_repro.report.cells import _lead, _title, comparison
+from hydra_repro.report.cells import _lead, _title, comparison, interval_notes, seed_noise, vs_baseline
 from hydra_repro.report.inputs import (
     COMPONENT_NAMES,
     CONFIG4_NORMS,
@@ -190,16 +190,21 @@ def table_7(inp: Inputs) -> Table:
     )
     t.align = "llll" + "r" * len(benches)
     t.lead = _lead(inp) + " Transposed relative to the paper (which prints benchmarks as rows)."
+    lora, noise = inp.results["lora_small"], seed_noise(inp)
     for e in p["entries"]:
         run = TABLE_RUNS["table_7"][f"{e['stages']}/{e['delta_d']}"]
         plan = inp.schedules[run]
         vs_c = INFEASIBLE if plan is not None and "infeasible" in plan else fmt_pct(params_vs_budget(plan))
         labels = ([f"N={e['stages']}", str(e["delta_d"]), ""], [run, "", vs_c], ["", "", ""])
-        t.add(comparison(t, labels, e["values"], inp.results[run], benches), rule=True)
+        rows = comparison(t, labels, e["values"], inp.results[run], benches)
+        rows.append(["", "", "", "Δ vs LoRA [95% CI]", *vs_baseline(inp.results[run], lora, benches, noise)])
+        t.add(rows, rule=True)
     t.note(
         "N is read as the number of stages N_s (the paper calls it 'stage size'; docs/discrepancies.md). "
-        "All five runs are fine-grained Setting1 on the small model."
+        "All five runs are fine-grained Setting1 on the small model, compared with uniform LoRA at the same budget "
+        "C (lora_small)."
     )
+    interval_notes(t, inp, [inp.results[r] for r in TABLE_RUNS["table_7"].values()])
     return t
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from hydra_repro.report.cells import (
-    BOOTSTRAP_NOTE,
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
     _status_note,
+    interval_notes,
+    seed_noise,
     seeds_note,
     vs_baseline,
 )
@@ -151,7 +152,7 @@ def table_controls(inp: Inputs) -> Table:
         "targets at (about) the same number of trainable parameters C as uniform LoRA; only where the rank goes, "
         "how it is initialised or scaled differs. No paper values: the paper has no controls."
     )
-    base = inp.results["lora_small"]
+    base, noise = inp.results["lora_small"], seed_noise(inp)
     for label, run in runs.items():
         r, plan = inp.results[run], inp.schedules.get(run) or {}
         spec = inp.registry[run]
@@ -164,9 +165,9 @@ def table_controls(inp: Inputs) -> Table:
         _status_note(t, r)
         rows = [[label, run, CONTROL_WHAT.get(run, ""), vs_c, "ours", *(r.cell(b) for b in benches)]]
         if run != "lora_small":
-            rows.append(["", "", "", "", "Δ vs LoRA [95% CI]", *vs_baseline(r, base, benches)])
+            rows.append(["", "", "", "", "Δ vs LoRA [95% CI]", *vs_baseline(r, base, benches, noise)])
         t.add(rows, rule=True)
-    t.note(BOOTSTRAP_NOTE)
+    interval_notes(t, inp, [inp.results[r] for r in runs.values()])
     seeds_note(t, inp, list(runs.values()))
     trends = {run: _depth_trend(inp.schedules.get(run)) for run in ("hydra_coarse_small", "reversed_coarse_small")}
     if all(trends.values()):

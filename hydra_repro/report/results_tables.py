@@ -9,7 +9,16 @@ from hydra_repro.constants import COMPONENTS
 from hydra_repro.core.allocation import (
     FIXED_LAYOUTS,
 )
-from hydra_repro.report.cells import BOOTSTRAP_NOTE, _lead, _title, comparison, search_best, seeds_note, vs_baseline
+from hydra_repro.report.cells import (
+    _lead,
+    _title,
+    comparison,
+    interval_notes,
+    search_best,
+    seed_noise,
+    seeds_note,
+    vs_baseline,
+)
 from hydra_repro.report.inputs import (
     COMPONENT_NAMES,
     INFEASIBLE,
@@ -160,6 +169,7 @@ def table_2(inp: Inputs) -> Table:
     t.align = "llll" + "r" * len(benches)
     t.lead = _lead(inp)
     r_std = inp.r_standard()
+    lora, noise = inp.results["lora_small"], seed_noise(inp)
     for row in p["rows"]:
         label, run = row["rank"], TABLE_RUNS["table_2"][row["rank"]]
         layout = FIXED_LAYOUTS[TABLE2_LAYOUTS[label]]
@@ -171,7 +181,10 @@ def table_2(inp: Inputs) -> Table:
             [run, _ranks_text(plan), fmt_pct(params_vs_budget(plan))],
             ["", "", ""],
         )
-        t.add(comparison(t, labels, row["values"], inp.results[run], benches), rule=True)
+        rows = comparison(t, labels, row["values"], inp.results[run], benches)
+        if run != "lora_small":
+            rows.append(["", "", "", "Δ vs LoRA [95% CI]", *vs_baseline(inp.results[run], lora, benches, noise)])
+        t.add(rows, rule=True)
     t.note(
         f"Ranks are relative to R_standard: the paper's 128 is R_standard (MobileLLaMA 1.4B, 24 layers); at profile "
         f"{inp.profile} R_standard = {r_std if r_std is not None else MISSING} (read from the schedule files), so "
@@ -185,6 +198,7 @@ def table_2(inp: Inputs) -> Table:
         f"at paper scale ({fmt_pct(case)} in ours), so Table II does not isolate increasing rank from more rank "
         "(docs/discrepancies.md section 5)."
     )
+    interval_notes(t, inp, [inp.results[r] for r in TABLE_RUNS["table_2"].values()])
     seeds_note(t, inp, list(TABLE_RUNS["table_2"].values()))
     return t
 
@@ -206,6 +220,7 @@ def table_3(inp: Inputs) -> Table:
             t.add([[*meta, "paper (cited)", *(fmt_paper(row["values"][b], b) for b in benches)]])
     t.note("Rows marked 'paper (cited)' are the literature numbers the paper quotes; they are not reproduced here.")
     by_key = {(r["size"], r["variant"]): r for r in p["rows"] if not r["cited"]}
+    noise, compared = seed_noise(inp), [inp.results[r] for r in TABLE_RUNS["table_3"].values()]
     for size in MODEL_ROLES:
         for variant in ("full", "lora", "hydra_fine", "hydra_coarse"):
             row, run = by_key[(size, variant)], TABLE_RUNS["table_3"][f"{variant}_{size}"]
@@ -222,6 +237,7 @@ def table_3(inp: Inputs) -> Table:
         lora_paper, lora = by_key[(size, "lora")]["values"], inp.results[f"lora_{size}"]
         variants = [(v, inp.results[f"{v}_{size}"], f"{v}_{size}") for v in ("hydra_fine", "hydra_coarse")]
         variants += [(f"hydra_{fam}", b["result"], f"{b['name']} (Z*)") for fam, b in found.items()]
+        compared += [b["result"] for b in found.values()]
         for variant, ours, name in variants:
             row = by_key[(size, variant)]
             gain_p = [fmt_pct(gain(row["values"][b], lora_paper[b])) for b in benches]
@@ -235,7 +251,7 @@ def table_3(inp: Inputs) -> Table:
                     [label, row["llm"], "", "", "", "paper gain", *gain_p],
                     [f"{name} vs lora_{size}", "", "", "", "", "ours gain", *gain_o],
                     ["", "", "", "", "", "direction", *agree],
-                    ["", "", "", "", "", "Δ vs LoRA [95% CI]", *vs_baseline(ours, lora, benches)],
+                    ["", "", "", "", "", "Δ vs LoRA [95% CI]", *vs_baseline(ours, lora, benches, noise)],
                 ],
                 rule=True,
             )
@@ -243,7 +259,7 @@ def table_3(inp: Inputs) -> Table:
         "Gain rows: relative gain of HyDRA over LoRA of the same size, (HyDRA / LoRA − 1). Direction rows: whether "
         "HyDRA > LoRA in ours points the same way as in the paper's table (> HyDRA ahead, < behind)."
     )
-    t.note(BOOTSTRAP_NOTE)
+    interval_notes(t, inp, compared)
     seeds_note(t, inp, list(TABLE_RUNS[t.key].values()))
     n_agree = sum(c.startswith("agree") for row in t.rows if row[5] == "direction" for c in row[6:])
     n_dir = sum(1 for row in t.rows if row[5] == "direction") * len(benches)
@@ -278,19 +294,19 @@ def table_4(inp: Inputs) -> Table:
     t = Table("table_4", _title(inp, 4), ["Adjustment", "Setup", "value", *(inp.benchmarks[b] for b in benches)])
     t.align = "lll" + "r" * len(benches)
     t.lead = _lead(inp) + " Transposed relative to the paper (which prints benchmarks as rows)."
-    group = None
+    group, lora, noise = None, inp.results["lora_small"], seed_noise(inp)
     for e in p["entries"]:
         run = TABLE_RUNS["table_4"][e["name"]]
         labels = ([p["groups"][e["group"]] if e["group"] != group else "", e["name"]], ["", run], ["", ""])
         group = e["group"]
         rows = comparison(t, labels, e["values"], inp.results[run], benches)
-        rows.append(["", "", "Δ vs LoRA [95% CI]", *vs_baseline(inp.results[run], inp.results["lora_small"], benches)])
+        rows.append(["", "", "Δ vs LoRA [95% CI]", *vs_baseline(inp.results[run], lora, benches, noise)])
         t.add(rows, rule=True)
     t.note(
         "Config3 is Table II's Case (the same run, case_small, and its seeds); Config4 is HyDRA coarse "
         "(hydra_coarse_small); Setting1 is HyDRA fine (hydra_fine_small, eq. 9-10). Layouts: Table V; settings: "
         "Table VI."
     )
-    t.note(BOOTSTRAP_NOTE)
+    interval_notes(t, inp, [inp.results[r] for r in TABLE_RUNS[t.key].values()])
     seeds_note(t, inp, list(TABLE_RUNS[t.key].values()))
     return t

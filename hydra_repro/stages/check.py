@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hydra_repro.cli import add_profile_arguments
 from hydra_repro.core.registry import check_registry
 from hydra_repro.io import atomic_write_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--profile", help="default: params.yaml's `profile`")
+    add_profile_arguments(p)
     p.add_argument("--registry", type=Path, default=Path("experiments/runs.yaml"))
     p.add_argument("--out", type=Path, help="default: results/<profile>/checked.json")
 

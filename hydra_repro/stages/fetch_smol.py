@@ -17,13 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
+from hydra_repro.cli import add_profile_arguments
 from hydra_repro.config.smol import SmolLMConfig
 from hydra_repro.model.smol import fetch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--profile", help="a probe profile, e.g. mini.smol (its `lm` section)")
+    add_profile_arguments(p, "a probe profile, e.g. mini.smol (its `lm` section)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory (models/<profile>/smollm2)")
 
 

@@ -22,6 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hydra_repro.cli import add_profile_arguments
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.config.perfmodel import PerfModelConfig
 from hydra_repro.errors import DegenerateDataError
@@ -30,8 +31,7 @@ from hydra_repro.search.perfmodel import MODELS, collect_points, run_perfmodel
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--profile", help="overrides params.yaml's `profile`")
+    add_profile_arguments(p, "overrides params.yaml's `profile`")
     p.add_argument("--schedules", type=Path, help="default: schedules/<profile>")
     p.add_argument("--results", type=Path, help="default: results/<profile>/runs")
     p.add_argument("--search", type=Path, help="the search's data set (points); optional")

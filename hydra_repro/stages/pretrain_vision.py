@@ -21,14 +21,14 @@ import argparse
 import json
 from pathlib import Path
 
+from hydra_repro.cli import add_profile_arguments
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.config.pretrain import VisionPretrainConfig, profile_vision
 from hydra_repro.training.vision import pretrain_vision, record_pretrained
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--profile", help="overrides params.yaml's `profile`")
+    add_profile_arguments(p, "overrides params.yaml's `profile`")
     p.add_argument("--data", type=Path, help="default: data/<profile>")
     p.add_argument("--out", type=Path, help="default: models/<profile>/vision")
 

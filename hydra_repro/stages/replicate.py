@@ -29,6 +29,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from hydra_repro.cli import add_profile_arguments
 from hydra_repro.config.validate import profile_seeds
 from hydra_repro.core.registry import SEEDS_FILE, replicate_seeds
 from hydra_repro.errors import UserError
@@ -157,8 +158,7 @@ def _worker(target: Callable[..., None], *args: Any) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--profile", help="overrides params.yaml's `profile`")
+    add_profile_arguments(p, "overrides params.yaml's `profile`")
     p.add_argument("--run", required=True, help="a run of experiments/runs.yaml")
     p.add_argument("--plan", type=Path, required=True, help="its plan: schedules/<profile>/<run>.json")
     p.add_argument("--base", type=Path, required=True, help="its base model: models/<profile>/<role>")

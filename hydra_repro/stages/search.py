@@ -40,6 +40,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hydra_repro.cli import add_profile_arguments
 from hydra_repro.config import dataclass_from_dict, load_params
 from hydra_repro.config.perfmodel import PerfModelConfig
 from hydra_repro.config.search import SearchConfig
@@ -51,8 +52,7 @@ from hydra_repro.search.iterate import Trainer, search
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--profile", help="overrides params.yaml's `profile`")
+    add_profile_arguments(p, "overrides params.yaml's `profile`")
     p.add_argument("--out", type=Path, help="default: results/<profile>/search.json")
 
 

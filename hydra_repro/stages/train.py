@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_repro.adapters.rundir import RUN_FILE
-from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
+from hydra_repro.config.train import METHODS, train_config_from_params
 from hydra_repro.core.schedule import Schedule
 from hydra_repro.data.conversation import image_folder
 from hydra_repro.errors import UserError

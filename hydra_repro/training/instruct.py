@@ -15,7 +15,7 @@ import torch
 from hydra_repro.adapters.attach import attach_adapter
 from hydra_repro.adapters.peft_config import effective_ranks, plan_schedule
 from hydra_repro.adapters.rundir import ADAPTER_DIR, PROJECTOR_FILE, RANKS_FILE, RUN_FILE
-from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
+from hydra_repro.config.train import TrainConfig
 from hydra_repro.core.schedule import Schedule
 from hydra_repro.errors import UserError
 from hydra_repro.io import read_json_or_none, sha256_file, write_json, write_jsonl

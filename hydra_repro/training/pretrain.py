@@ -66,7 +66,7 @@ def pretrain_arguments(cfg: PretrainConfig, precision: str, output_dir: str | Pa
     cosine with linear warmup, no checkpoints: stage I is short, and a crash re-runs it)."""
     from transformers import TrainingArguments
 
-    from hydra_repro.training.trainer import world_size
+    from hydra_repro.training.trainer import shared_arguments, world_size
 
     check_launch()
     per_device, accumulation = cfg.gradient_accumulation(world_size())
@@ -85,18 +85,10 @@ def pretrain_arguments(cfg: PretrainConfig, precision: str, output_dir: str | Pa
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        bf16=rt.bf16,
-        use_cpu=rt.device == "cpu",
         logging_steps=cfg.log_every,
         save_strategy="no",
-        activation_checkpointing=cfg.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
-        remove_unused_columns=False,
-        label_names=["labels"],
         dataloader_drop_last=True,
-        dataloader_pin_memory=rt.device == "cuda",
-        report_to="none",
-        disable_tqdm=True,
+        **shared_arguments(rt, cfg.gradient_checkpointing),
     )
 
 

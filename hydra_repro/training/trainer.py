@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from hydra_repro.config.train import METHODS, TrainConfig, train_config_from_params  # noqa: F401 (re-exported)
+from hydra_repro.config.train import TrainConfig
 from hydra_repro.errors import UserError
 from hydra_repro.training.device import check_launch, runtime
 
@@ -75,17 +75,24 @@ def training_arguments(cfg: TrainConfig, output_dir: str | Path, n_layers: int, 
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        bf16=rt.bf16,
-        use_cpu=rt.device == "cpu",
         logging_steps=cfg.logging_steps,
         save_strategy="steps" if save else "no",
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
-        activation_checkpointing=cfg.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        **shared_arguments(rt, cfg.gradient_checkpointing),
+    )
+
+
+def shared_arguments(rt: Any, gradient_checkpointing: bool) -> dict[str, Any]:
+    """The TrainingArguments every stage on Trainer shares: device and precision, checkpointing, our collator."""
+    return dict(
+        bf16=rt.bf16,
+        use_cpu=rt.device == "cpu",
+        activation_checkpointing=gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
         remove_unused_columns=False,  # the dataset's `image` key is consumed by our collator, not by forward
         label_names=["labels"],
-        dataloader_num_workers=cfg.dataloader_num_workers,
         dataloader_pin_memory=rt.device == "cuda",
         report_to="none",
         disable_tqdm=True,
