@@ -127,7 +127,9 @@ class PretrainConfig:
 
     def gradient_accumulation(self, world_size: int) -> tuple[int, int]:
         """(per-device batch, accumulation steps) giving exactly `batch_size` per optimizer step."""
-        per_device = self.per_device_batch_size or max(1, self.batch_size // world_size)
+        per_device = max(1, self.batch_size // world_size)
+        if self.per_device_batch_size:
+            per_device = min(self.per_device_batch_size, per_device)
         if self.batch_size % (per_device * world_size):
             raise UserError(
                 f"pretrain.batch_size: got {self.batch_size}; expected a multiple of per_device_batch_size "
