@@ -24,6 +24,7 @@ TORCH_FREE = (
     "hydra_repro.core.schedule",
     "hydra_repro.core.registry",
     "hydra_repro.core.stats",
+    "hydra_repro.core.scoring",
     "hydra_repro.core.readers",
     "hydra_repro.config.validate",
     "hydra_repro.stages.allocate",

@@ -9,12 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import t as student_t
 
+from hydra_repro.core.scoring import Scorer, headline_from_records
 from hydra_repro.core.stats import (
-    Scorer,
     SeedNoise,
     compare_runs,
     corrected_cv_interval,
-    headline_from_records,
     holm,
     mdd,
     paired_bootstrap,
