@@ -289,6 +289,16 @@ def run_lmms_eval(
     return raw
 
 
+def task_folders(profile: str, data_dir: Path | None, tmap: Mapping[str, str], scratch: Path) -> str | list[str]:
+    """lmms-eval's `include_path`: the mini tasks' YAMLs made concrete under `scratch` (their data checked first), or
+    lmms-eval's own task folders for the paper profile."""
+    if profile in PROFILES_WITH_MINI_TASKS:
+        data_dir = Path(data_dir or Path("data") / profile)
+        check_mini_inputs(data_dir / "tasks", data_dir / "eval", tmap)
+        return str(resolve_task_yamls(data_dir / "tasks", data_dir / "eval", scratch))
+    return [str(lmms_eval_tasks_dir() / d) for d in PAPER_TASK_DIRS]
+
+
 def evaluate_runs(
     run_dirs: Sequence[Path],
     *,
@@ -322,12 +332,7 @@ def evaluate_runs(
     tmap = dict(task_map) if task_map is not None else resolve_tasks(profile, tasks)
     resolved = tempfile.TemporaryDirectory(prefix="hydra-repro-tasks-")  # concrete task YAMLs, this call only
     if include_path is None:
-        if mini:
-            data_dir = Path(data_dir or Path("data") / profile)
-            check_mini_inputs(data_dir / "tasks", data_dir / "eval", tmap)
-            include_path = str(resolve_task_yamls(data_dir / "tasks", data_dir / "eval", Path(resolved.name)))
-        else:
-            include_path = [str(lmms_eval_tasks_dir() / d) for d in PAPER_TASK_DIRS]
+        include_path = task_folders(profile, data_dir, tmap, Path(resolved.name))
     mme_scope = "all" if mini else "perception"
 
     t_import = time.perf_counter()
@@ -358,19 +363,9 @@ def evaluate_runs(
         wall = time.perf_counter() - t0
         del lm
         gc.collect()
-        result = {
-            "run": run_dir.resolve().name,
-            "run_dir": str(run_dir),
-            "profile": profile,
-            "tasks": tmap,
-            "headline": summary["headline"],
-            "units": {b: UNITS[b] for b in tmap},
-            "mme_scope": mme_scope,
-            "n": summary["n"],
-            "metrics": summary["metrics"],
-            "details": summary["details"],
-            "samples": summary["samples"],
-        }
+        result = {"run": run_dir.resolve().name, "run_dir": str(run_dir), "profile": profile, "tasks": tmap}
+        result |= {"headline": summary["headline"], "units": {b: UNITS[b] for b in tmap}, "mme_scope": mme_scope}
+        result |= {k: summary[k] for k in ("n", "metrics", "details", "samples")}
         path = Path(results_dir) / f"{result['run']}.json"
         atomic_write_json(path, result)
         write_sidecar(

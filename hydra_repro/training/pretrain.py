@@ -92,42 +92,16 @@ def pretrain_arguments(cfg: PretrainConfig, precision: str, output_dir: str | Pa
     )
 
 
-def pretrain(
-    cfg: PretrainConfig,
-    model_cfg: Any,
-    data_dir: Path,
-    out: Path,
-    profile: str,
-    model_name: str,
-    vision_dir: Path | None = None,
-    precision: str = "auto",
-) -> dict[str, Any]:
-    """Train stage I with HF Trainer and write the base model to `out`; returns the summary (`out/pretrain.json`).
-
-    Trainer brings the device, bf16 (`precision`, the profile's `train.precision`), gradient accumulation to
-    `batch_size`, gradient checkpointing and `accelerate launch` / DeepSpeed; the LR schedule is HF's cosine with
-    linear warmup (it starts at 0, as MobileVLM's).
-
-    With `vision_dir` (from_scratch mode) the tower comes from stage 0 and stays frozen, as MobileVLM keeps CLIP
-    frozen; without it the tower trains from scratch with the rest."""
-    import torch
-
-    from hydra_repro.data.conversation import LlavaDataset, get_template, load_records, load_tokenizer, model_template
+def stage_i_model(
+    cfg: PretrainConfig, model_cfg: Any, data_dir: Path, paths: dict[str, str], vision_dir: Path | None
+) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(model with stage I's trainable parameters, tokenizer, stage-0 tower summary or None) for the section's mode:
+    `from_scratch` builds everything (the tower from stage 0 when given), `projector` loads or assembles MobileVLM and
+    trains the LDP projector alone."""
+    from hydra_repro.data.conversation import load_tokenizer
     from hydra_repro.model.checkpoint import assemble_model, load_model
     from hydra_repro.model.vlm import build_model
-    from hydra_repro.training.trainer import ImageToTensor, make_trainer, world_size
 
-    torch.set_num_threads(cfg.num_threads)
-    rt = runtime(precision)  # a forced bf16 without a GPU stops here, before any model is loaded
-    data_dir = Path(data_dir)
-    manifest_path = data_dir / "manifest.json"
-    manifest = read_json(manifest_path, "data manifest (run `hydra-repro prepare` for this profile first)")
-    paths = manifest.get("paths", {})
-    # paper: LLaVA-558K's images are not 665K's (`pretrain_image_folder`); mini/smoke share one folder
-    images = data_dir / paths.get("pretrain_image_folder", paths.get("image_folder", ""))
-    records = load_records(data_dir / paths.get("pretrain", "pretrain.json"), images)
-
-    torch.manual_seed(cfg.seed)
     if cfg.mode == "from_scratch":
         tokenizer = load_tokenizer(data_dir / paths.get("tokenizer", "tokenizer"))
         lm = dataclasses.replace(
@@ -163,6 +137,44 @@ def pretrain(
         for p in model.model.mm_projector.parameters():
             p.requires_grad_(True)
         tower = None
+    return model, tokenizer, tower
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    model_cfg: Any,
+    data_dir: Path,
+    out: Path,
+    profile: str,
+    model_name: str,
+    vision_dir: Path | None = None,
+    precision: str = "auto",
+) -> dict[str, Any]:
+    """Train stage I with HF Trainer and write the base model to `out`; returns the summary (`out/pretrain.json`).
+
+    Trainer brings the device, bf16 (`precision`, the profile's `train.precision`), gradient accumulation to
+    `batch_size`, gradient checkpointing and `accelerate launch` / DeepSpeed; the LR schedule is HF's cosine with
+    linear warmup (it starts at 0, as MobileVLM's).
+
+    With `vision_dir` (from_scratch mode) the tower comes from stage 0 and stays frozen, as MobileVLM keeps CLIP
+    frozen; without it the tower trains from scratch with the rest."""
+    import torch
+
+    from hydra_repro.data.conversation import LlavaDataset, get_template, load_records, model_template
+    from hydra_repro.training.trainer import ImageToTensor, make_trainer, world_size
+
+    torch.set_num_threads(cfg.num_threads)
+    rt = runtime(precision)  # a forced bf16 without a GPU stops here, before any model is loaded
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / "manifest.json"
+    manifest = read_json(manifest_path, "data manifest (run `hydra-repro prepare` for this profile first)")
+    paths = manifest.get("paths", {})
+    # paper: LLaVA-558K's images are not 665K's (`pretrain_image_folder`); mini/smoke share one folder
+    images = data_dir / paths.get("pretrain_image_folder", paths.get("image_folder", ""))
+    records = load_records(data_dir / paths.get("pretrain", "pretrain.json"), images)
+
+    torch.manual_seed(cfg.seed)
+    model, tokenizer, tower = stage_i_model(cfg, model_cfg, data_dir, paths, vision_dir)
     dataset = LlavaDataset(
         records,
         tokenizer,

@@ -45,33 +45,24 @@ def load_vision_labels(data_dir: Path) -> tuple[dict[str, list[str]], list[dict[
     return heads, doc["records"]
 
 
-def pretrain_vision(
-    cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out: Path, profile: str, precision: str = "auto"
-) -> dict[str, Any]:
-    """Train the tower of `vision` (a modeling.VisionConfig) on `data_dir/vision.json`; write it to `out`."""
-    import numpy as np
+def labelled_images(cfg: VisionPretrainConfig, data_dir: Path) -> tuple[dict[str, list[str]], list[Any], Any]:
+    """(heads, every image decoded, labels as an (images, heads) tensor with -100 where a head does not apply);
+    every image is checked here, before the tower is built."""
     import torch
     from PIL import Image
-    from tqdm import tqdm
-    from transformers import CLIPVisionModel
 
     from hydra_repro.data.conversation import check_image
-    from hydra_repro.model.hf_config import clip_config
-    from hydra_repro.model.vision import AttributeHeads, CLIPVisionTower
-    from hydra_repro.model.vlm import make_image_processor, process_images
 
-    torch.set_num_threads(cfg.num_threads)
-    rt = runtime(precision)  # a hand-written loop (Trainer has no multi-head probe loss); device and bf16 from here
-    heads, records = load_vision_labels(Path(data_dir))
+    heads, records = load_vision_labels(data_dir)
     if len(records) - cfg.holdout < cfg.batch_size:
         raise UserError(
             f"pretrain_vision.holdout: {cfg.holdout} of {len(records)} images held out leaves fewer than "
             f"batch_size {cfg.batch_size} to train on"
         )
     images = []
-    for i, rec in enumerate(records):  # every image is checked and decoded here, before the tower is built
-        path = Path(data_dir) / "images" / rec["image"]
-        check_image(path, f"{Path(data_dir) / 'vision.json'}: record {i}")
+    for i, rec in enumerate(records):
+        path = data_dir / "images" / rec["image"]
+        check_image(path, f"{data_dir / 'vision.json'}: record {i}")
         with Image.open(path) as im:
             images.append(im.convert("RGB"))
     names = list(heads)
@@ -79,7 +70,27 @@ def pretrain_vision(
     for i, rec in enumerate(records):
         for head, k in rec["labels"].items():
             labels[i, names.index(head)] = k
-    order = np.random.default_rng(cfg.seed).permutation(len(records))
+    return heads, images, labels
+
+
+def pretrain_vision(
+    cfg: VisionPretrainConfig, vision: Any, data_dir: Path, out: Path, profile: str, precision: str = "auto"
+) -> dict[str, Any]:
+    """Train the tower of `vision` (a modeling.VisionConfig) on `data_dir/vision.json`; write it to `out`."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+    from transformers import CLIPVisionModel
+
+    from hydra_repro.model.hf_config import clip_config
+    from hydra_repro.model.vision import AttributeHeads, CLIPVisionTower
+    from hydra_repro.model.vlm import make_image_processor, process_images
+
+    torch.set_num_threads(cfg.num_threads)
+    rt = runtime(precision)  # a hand-written loop (Trainer has no multi-head probe loss); device and bf16 from here
+    heads, images, labels = labelled_images(cfg, Path(data_dir))
+    names = list(heads)
+    order = np.random.default_rng(cfg.seed).permutation(len(images))
     held, train_idx = order[: cfg.holdout], order[cfg.holdout :]
 
     torch.manual_seed(cfg.seed)
@@ -143,7 +154,7 @@ def pretrain_vision(
         "mode": cfg.mode,
         "config": dataclasses.asdict(cfg),
         "vision_config": dataclasses.asdict(vision),
-        "images": len(records),
+        "images": len(images),
         "held_out_images": len(held),
         "held_out_accuracy": held_acc,
         "final_loss": log[-1]["loss"] if log else None,
