@@ -4,7 +4,8 @@ Eq. 7: R1_initial = 2 floor((R_standard - 2α) / 2), α = (N_l - 1) / 2.
 Eq. 8: R_i = R1 + (i - 1) Δd for i < N_s (i counted from 1); the last stage takes
 floor((N_R - Σ_{j<N_s} R_j N_j) / N_last), with N_R = R_standard x N_l (eq. 6).
 The iteration after eq. 8 stops at the last R1 whose last stage stays above the one before it: by >= 1 as written,
-by >= 2Δd in the rule that reproduces Table V (docs/discrepancies.md).
+by >= 2Δd in the rule that reproduces Table V, by >= Δd when eq. 5 holds for the last stage too
+(docs/discrepancies.md).
 Table VI, transcribed: the component moves of the five fine-grained settings, in units of Δd.
 """
 
@@ -35,7 +36,8 @@ def eq8(r1: int, sizes: list[int], delta_d: int, r_standard: int) -> list[int]:
 
 
 def last_gap(rule: str, delta_d: int) -> int:
-    return 1 if rule == "as-written" else 2 * delta_d
+    """As written: >= 1; `table` (reproduces Table V): >= 2Δd; `eq5-last` (eq. 5 on the last stage): >= Δd."""
+    return {"as-written": 1, "table": 2 * delta_d, "eq5-last": delta_d}[rule]
 
 
 def valid_r1(r1: int, sizes: list[int], r_standard: int, delta_d: int, rule: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hydra_repro.errors import UserError
 
 # the stopping rules of the R1 iteration and the fine-grained settings (implemented in allocation.RULES / FINE_SETTINGS)
-RULES = ("as-written", "table")
+RULES = ("as-written", "table", "eq5-last")
 FINE_SETTINGS = ("coarse", "setting1", "setting2", "setting3", "setting4", "setting5")
 
 
@@ -19,7 +19,7 @@ class AllocationParams:
     r_standard: int
     delta_d: int
     stages: int
-    rule: str = "as-written"
+    rule: str = "table"  # the rule behind the paper's Table V / III numbers (docs/discrepancies.md section 1)
 
     def __post_init__(self) -> None:
         for key in ("r_standard", "delta_d", "stages"):

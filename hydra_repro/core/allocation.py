@@ -203,6 +203,11 @@ RULES = {
         "above the one before it",
         gap_in_delta_d=2,
     ),
+    "eq5-last": Rule(
+        "eq5-last",
+        "eq. 5 (R_{i+1} >= R_i + Δd) applied to the last stage too, R1 raised by 1: Config4 (125, 127, 130)",
+        gap_in_delta_d=1,
+    ),
 }
 
 

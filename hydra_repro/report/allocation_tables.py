@@ -45,7 +45,7 @@ def table_5(inp: Inputs) -> Table:
         paper_ranks = "(" + ", ".join(str(r) for r in row["ranks"]) + ")"
         rows = [[name, "paper", paper_layers, paper_ranks, ""]]
         if name == "Config4":
-            for rule in ("as-written", "table"):
+            for rule in ("table", "as-written", "eq5-last"):
                 res = coarse_ranks(config4_stage_sizes(), CONFIG4_PAPER["r_standard"], CONFIG4_PAPER["delta_d"], rule)
                 ranks = "(" + ", ".join(str(r) for r in res.stage_ranks) + ")"
                 rows.append(
@@ -69,8 +69,9 @@ def table_5(inp: Inputs) -> Table:
         t.add(rows, rule=True)
     t.note(
         f"Paper: {p['note']} The paper-scale allocator rows call allocation.coarse_ranks(config4_stage_sizes(), "
-        "128, 2, rule). The rule as written in the paper does not give the printed (124, 126, 131); "
-        "docs/discrepancies.md section 1."
+        "128, 2, rule). The profiles use `table`, the rule that gives the printed (124, 126, 131); the rule as written "
+        "after eq. 8 gives (126, 128, 129), whose last step of 1 breaks eq. 5 (R_3 - R_2 >= Δd = 2); eq5-last applies "
+        "eq. 5 to the last stage and gives (125, 127, 130): docs/discrepancies.md section 1."
     )
     alloc = (inp.schedules.get("hydra_coarse_small") or {}).get("allocation")
     rule = alloc.get("rule", MISSING) if alloc else MISSING

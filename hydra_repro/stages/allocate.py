@@ -32,7 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, help="registry mode: default models/<profile>")
     p.add_argument("--grad-norms-dir", type=Path, help="registry mode: default results/<profile>/gradnorm")
     p.add_argument("--out", type=Path, help="registry mode: default schedules/<profile>")
-    p.add_argument("--rule", default="as-written", choices=sorted(RULES), help="stopping rule of the R1 iteration")
+    p.add_argument(
+        "--rule", default="table", choices=sorted(RULES), help="stopping rule of the R1 iteration (default: table)"
+    )
     p.add_argument("--setting", default="coarse", choices=list(FINE_SETTINGS), help="fine-grained setting")
     p.add_argument(
         "--model-dims",

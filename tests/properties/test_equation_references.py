@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from hydra_repro.core.allocation import coarse_ranks, r1_initial
 from hydra_repro.errors import InfeasibleError
-from tests.references import eq7, eq8
+from tests.references import eq7, eq8, last_gap
 
 
 @given(r_standard=st.integers(1, 300), n_layers=st.integers(1, 80))
@@ -32,7 +32,7 @@ def test_eq7_by_hand() -> None:
     sizes=st.lists(st.integers(1, 8), min_size=3, max_size=8),
     r_standard=st.integers(2, 40),
     delta_d=st.integers(1, 3),
-    rule=st.sampled_from(["as-written", "table"]),
+    rule=st.sampled_from(["as-written", "table", "eq5-last"]),
 )
 def test_eq8_ladder_and_the_iteration_stop(sizes, r_standard, delta_d, rule) -> None:
     try:
@@ -40,13 +40,13 @@ def test_eq8_ladder_and_the_iteration_stop(sizes, r_standard, delta_d, rule) -> 
     except InfeasibleError:
         start = max(1, eq7(r_standard, sum(sizes)))
         ranks = eq8(start, sizes, delta_d, r_standard)
-        gap = 1 if rule == "as-written" else 2 * delta_d
+        gap = last_gap(rule, delta_d)
         assert ranks[-1] - ranks[-2] < gap  # refused only when eq. 7's start is already invalid
         return
     assert result.r1 == result.stage_ranks[0]  # R_1 is the first stage's rank
     assert result.stage_ranks == eq8(result.r1, sizes, delta_d, r_standard)
     assert sum(r * n for r, n in zip(result.stage_ranks, sizes)) <= r_standard * sum(sizes)  # eq. 6
-    gap = 1 if rule == "as-written" else 2 * delta_d
+    gap = last_gap(rule, delta_d)
     assert result.stage_ranks[-1] - result.stage_ranks[-2] >= gap
     following = eq8(result.r1 + 1, sizes, delta_d, r_standard)  # the iteration stops at the last valid R1
     assert following[-1] - following[-2] < gap
@@ -65,3 +65,12 @@ def test_eq8_in_tight_mini_like_settings(r_standard, n_stages, layers) -> None:
         assert ranks[-1] <= ranks[-2]
         return
     assert result.stage_ranks == eq8(result.r1, sizes, 2, r_standard) and result.r1 == result.stage_ranks[0]
+
+
+def test_config4_under_the_three_readings() -> None:
+    """Table V's Config4 (layers 1-8, 9-12, 13-24; R_standard 128, Δd 2): the table rule gives the printed ranks; the
+    rule as written after eq. 8 gives a last step of 1 (breaking eq. 5's Δd); eq. 5 on the last stage gives a third."""
+    sizes = [8, 4, 12]
+    assert coarse_ranks(sizes, 128, 2, rule="table").stage_ranks == [124, 126, 131] == eq8(124, sizes, 2, 128)
+    assert coarse_ranks(sizes, 128, 2, rule="as-written").stage_ranks == [126, 128, 129] == eq8(126, sizes, 2, 128)
+    assert coarse_ranks(sizes, 128, 2, rule="eq5-last").stage_ranks == [125, 127, 130] == eq8(125, sizes, 2, 128)
