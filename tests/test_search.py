@@ -112,7 +112,9 @@ def test_a_killed_search_continues_with_the_finished_runs(tmp_path):
 
 
 def test_guided_search_beats_random_on_a_learnable_objective(tmp_path):
-    cfg = SearchConfig(stages=[2, 3, 4, 5, 6], delta_d=[1, 2, 3], rounds=3, per_round=2, random_runs=6)
+    cfg = SearchConfig(
+        stages=[2, 3, 4, 5, 6], delta_d=[1, 2, 3], rules=["as-written", "table"], rounds=3, per_round=2, random_runs=6
+    )
     pool = candidates(cfg, NORMS, R, DIMS)
     record = search(cfg, PerfModelConfig(epochs=200), pool, initial_points(), make_trainer(tmp_path))
     assert record["arms"]["guided"][-1] >= record["arms"]["random"][-1], record["arms"]
