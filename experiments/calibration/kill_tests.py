@@ -340,13 +340,17 @@ def cmd_rank(a, tok, items, tests) -> dict:
     recs = load_records(Path(a.data) / "train.json", None, "none")
     questions = eval_questions(tests)
     R = a.rank
-    arms = {
-        f"lora_r{R // 2}": (R // 2, R),
-        f"lora_r{R}": (R, 2 * R),
-        f"lora_r{2 * R}": (2 * R, 4 * R),
-        f"lora_r{R}_alpha{4 * R}": (R, 4 * R),
-        "full": None,
-    }
+    if a.alpha is None:  # MobileVLM's alpha = 2r, plus R with alpha doubled (the step-size control)
+        arms = {
+            f"lora_r{R // 2}": (R // 2, R),
+            f"lora_r{R}": (R, 2 * R),
+            f"lora_r{2 * R}": (2 * R, 4 * R),
+            f"lora_r{R}_alpha{4 * R}": (R, 4 * R),
+            "full": None,
+        }
+    else:  # one alpha for every rank: the update's scale alpha / r shrinks as r grows, so rank is not step size
+        arms = {f"lora_r{r}": (r, a.alpha) for r in (R // 2, R, 2 * R)}
+    arms = {k: v for k, v in arms.items() if not a.arms or k in a.arms}
     results: dict[str, dict] = {}
     base_model, _ = load_base(a.base, tok, Path(a.vision))
     results["base"] = {"-": evaluate(base_model, tok, questions, "image")}
@@ -384,7 +388,7 @@ def cmd_rank(a, tok, items, tests) -> dict:
             print(json.dumps({"arm": arm, "seed": seed, **results[arm][seed]}), flush=True)
     summary = {}
     ref = f"lora_r{R}"
-    for arm in arms:
+    for arm in arms if ref in arms else []:
         for task in [*questions, "loss"]:  # loss: the mean training loss over all steps
             xs = [results[arm][s][task] for s in a.seeds]
             mean, half = seed_interval(xs)
@@ -421,6 +425,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--rank", type=int, default=4, help="rank: R")
     p.add_argument("--lora-lr", type=float, default=1e-3)
+    p.add_argument("--alpha", type=int, help="rank: one LoRA alpha for every arm (default: alpha = 2r)")
+    p.add_argument("--arms", nargs="+", help="rank: only these arms (e.g. lora_r2 lora_r4)")
     p.add_argument("--full-lr", type=float, default=2e-4)
     p.add_argument("--n-test", type=int, default=300, help="held-out test images (one question per task each)")
     p.add_argument("--eval-every", type=int, default=0, help="text: steps between evaluations (0: steps // 8)")
