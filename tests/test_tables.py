@@ -556,7 +556,7 @@ def test_claims_verdicts_follow_the_evidence(tree):
         "Increasing ranks beat uniform ranks at equal budget",
         "(implied) HyDRA's allocation beats the same budget reversed or placed at random",
         "HyDRA beats LoRA on all six benchmarks with no extra trainable parameters",
-        "HyDRA surpasses full fine-tuning on some benchmarks",
+        "HyDRA surpasses full fine-tuning on MME, VQA^T and POPE (1.7B) and on MME and POPE (3B)",
         "The Transformer performance model beats MLP, LightGBM and RF",
     ]
     verdicts = ("reproduced", "not reproduced", "inconclusive", "untestable here")
@@ -637,6 +637,33 @@ def test_perfmodel_claim_needs_the_lowest_mae_too_and_reports_the_papers_split()
     assert "on the paper's 8:2 split the Transformer's MSE is 3.256, 4 of 4 (the worst)" in evidence
     m["transformer"]["mae_kfold_mean"] = 0.4
     assert controls._perfmodel_claim(m, {"folds": 5})[1] == claims.REPRODUCED
+
+
+@pytest.mark.parametrize(
+    ("counts", "verdict"),
+    [
+        ({"small": (3, 0), "large": (2, 0)}, "reproduced"),  # a variant better on every named benchmark, both sizes
+        ({"small": (3, 0), "large": (1, 0)}, "inconclusive"),  # 3B: better on MME only
+        ({"small": (3, 0), "large": (0, 1)}, "not reproduced"),  # 3B: both variants worse on one, better on none
+    ],
+)
+def test_the_full_fine_tuning_claim_is_judged_on_the_named_benchmarks(monkeypatch, counts, verdict):
+    """Table III's text names MME, VQA^T and POPE (1.4B) and MME and POPE (2.7B); the claim is judged on those."""
+    seen = []
+
+    def fake_sig(ours, base, benches, noise=None):
+        seen.append((ours.run, tuple(benches)))
+        size = "small" if ours.run.endswith("small") else "large"
+        better, worse = (0, 0) if ours.run.startswith("lora") else counts[size]
+        return better, worse, len(benches) - better - worse, ""
+
+    monkeypatch.setattr(claims, "_claim_sig", fake_sig)
+    monkeypatch.setattr(claims, "_power", lambda *a: (0, 0))
+    runs = [f"{v}_{s}" for v in ("hydra_fine", "hydra_coarse", "lora", "full") for s in ("small", "large")]
+    inp = SimpleNamespace(results={r: inputs.RunResult(r, "ok", {}) for r in runs}, paper={"table_3": {"rows": []}})
+    _, _, evidence, got = claims._hydra_vs_full_claim(inp, ["mme", "mmbench", "textvqa", "pope", "gqa", "sqa_img"], {})
+    assert got.split(" (")[0] == verdict, evidence
+    assert ("hydra_fine_small", ("mme", "textvqa", "pope")) in seen and ("hydra_coarse_large", ("mme", "pope")) in seen
 
 
 def _run(name: str, seeds: int, value: float = 1.0) -> inputs.RunResult:
