@@ -252,3 +252,34 @@ def write_random_model(out: Path, preset: str = "tiny") -> Path:
     lm = dataclasses.replace(cfg.lm, vocab_size=len(tok), pad_token_id=tok.pad_token_id, **special)
     build_model(dataclasses.replace(cfg, lm=lm)).save_pretrained(out, tokenizer=tok)
     return Path(out)
+
+
+SP_CORPUS = "USER: what colour is the circle? ASSISTANT: red\nis there a green triangle? yes no\n" * 50
+
+
+def sentencepiece_hub(root: Path, model_type: str = "unigram", vocab_size: int = 30) -> Path:
+    """A tiny SentencePiece model trained under `root`, in MobileLLaMA's hub layout: `tokenizer.model` and
+    `tokenizer_config.json`, no `tokenizer.json`. Returns the folder."""
+    import json
+
+    import sentencepiece as spm
+
+    (root / "corpus.txt").write_text(SP_CORPUS)
+    spm.SentencePieceTrainer.train(
+        input=str(root / "corpus.txt"),
+        model_prefix=str(root / "tokenizer"),
+        model_type=model_type,
+        vocab_size=vocab_size,
+        bos_id=1,
+        eos_id=2,
+        unk_id=0,
+        pad_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    hub = root / "hub"
+    hub.mkdir()
+    (root / "tokenizer.model").rename(hub / "tokenizer.model")
+    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    (hub / "tokenizer_config.json").write_text(json.dumps(config))
+    return hub

@@ -67,29 +67,11 @@ def test_provenance_records_the_lock_hash() -> None:
 def test_a_bare_sentencepiece_tokenizer_loads(tmp_path) -> None:
     """MobileLLaMA ships only `tokenizer.model`: transformers converts it with sentencepiece's protobuf code, which
     fails when the protobuf runtime is older than that code (sentencepiece 0.2.3 with protobuf 6)."""
-    import json
-
-    import sentencepiece as spm
     from transformers import AutoTokenizer
 
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("USER: what colour is the circle? ASSISTANT: red\nis there a green triangle? yes no\n" * 50)
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(tmp_path / "tokenizer"),
-        vocab_size=30,
-        bos_id=1,
-        eos_id=2,
-        unk_id=0,
-        pad_id=-1,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    hub = tmp_path / "hub"  # the hub layout: the SentencePiece model and a config, no tokenizer.json
-    hub.mkdir()
-    (tmp_path / "tokenizer.model").rename(hub / "tokenizer.model")
-    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
-    (hub / "tokenizer_config.json").write_text(json.dumps(config))
+    from tests.fakes import sentencepiece_hub
+
+    hub = sentencepiece_hub(tmp_path)  # the hub layout: the SentencePiece model and a config, no tokenizer.json
     tokenizer = AutoTokenizer.from_pretrained(str(hub))
     ids = tokenizer("red green")["input_ids"]
     assert tokenizer.decode(ids, skip_special_tokens=True) == "red green" and tokenizer.unk_token_id not in ids

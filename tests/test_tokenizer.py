@@ -11,34 +11,12 @@ from pathlib import Path
 import pytest
 
 from hydra_repro.model.checkpoint import load_lm_tokenizer
-
-CORPUS = "USER: what colour is the circle? ASSISTANT: red\nis there a green triangle? yes no\n" * 50
+from tests.fakes import sentencepiece_hub
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory) -> Path:
-    import sentencepiece as spm
-
-    root = tmp_path_factory.mktemp("sp")
-    (root / "corpus.txt").write_text(CORPUS)
-    spm.SentencePieceTrainer.train(
-        input=str(root / "corpus.txt"),
-        model_prefix=str(root / "tokenizer"),
-        model_type="bpe",
-        vocab_size=60,
-        bos_id=1,
-        eos_id=2,
-        unk_id=0,
-        pad_id=-1,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    hub = root / "hub"  # the hub layout: the SentencePiece model and a config, no tokenizer.json
-    hub.mkdir()
-    (root / "tokenizer.model").rename(hub / "tokenizer.model")
-    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
-    (hub / "tokenizer_config.json").write_text(json.dumps(config))
-    return hub
+    return sentencepiece_hub(tmp_path_factory.mktemp("sp"), model_type="bpe", vocab_size=60)  # Llama's kind
 
 
 def test_second_round_ids_are_sentencepiece_pieces_encoded_one_by_one(hub):
