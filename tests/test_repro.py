@@ -130,3 +130,19 @@ def test_a_dry_run_lists_the_changed_stages_and_everything_downstream_in_order()
     assert stale_stages(graph, {"fetch"}) == ["fetch", "pretrain", "tables"]
     assert stale_stages(graph, set()) == []
     assert stale_stages(graph, set(graph)) == ["fetch", "prepare", "vision", "pretrain", "tables"]
+
+
+def test_stage_commands_find_hydra_repro_without_an_activated_environment(monkeypatch):
+    """dvc runs each stage's `hydra-repro ...` through the shell: `.venv/bin/hydra-repro repro` must work with the
+    virtual environment's bin directory absent from PATH."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not (Path(sys.executable).parent / "hydra-repro").is_file():
+        pytest.skip("hydra-repro is not installed beside this interpreter")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert shutil.which("hydra-repro") is None
+    done = subprocess.run("hydra-repro --help", shell=True, env=repro.stage_env(), capture_output=True, text=True)
+    assert done.returncode == 0 and "usage" in done.stdout

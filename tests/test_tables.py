@@ -177,6 +177,8 @@ def test_every_file_is_written_with_a_generated_header(tree):
         "claims.md",
         "fig_search.png",
         "metrics.json",
+        "calibration.md",
+        "calibration.tex",
     }
     assert {p.name for p in out.iterdir()} == expected
     for name in expected - {"fig_3.png", "fig_6.png", "fig_search.png", "metrics.json"}:

@@ -349,7 +349,7 @@ def cmd_rank(a, tok, items, tests) -> dict:
             "full": None,
         }
     else:  # one alpha for every rank: the update's scale alpha / r shrinks as r grows, so rank is not step size
-        arms = {f"lora_r{r}": (r, a.alpha) for r in (R // 2, R, 2 * R)}
+        arms = {f"lora_r{r}": (r, a.alpha) for r in (a.ranks or (R // 2, R, 2 * R))}
     arms = {k: v for k, v in arms.items() if not a.arms or k in a.arms}
     results: dict[str, dict] = {}
     base_model, _ = load_base(a.base, tok, Path(a.vision))
@@ -369,10 +369,10 @@ def cmd_rank(a, tok, items, tests) -> dict:
                 cfg = LoraConfig(
                     r=spec[0],
                     lora_alpha=spec[1],
-                    target_modules=lora_target_names(model),
+                    target_modules=[n for n in lora_target_names(model) if n.rsplit(".", 1)[1] in a.targets],
                     bias="none",
                     lora_dropout=0.05,
-                    modules_to_save=["mm_projector"],
+                    modules_to_save=None if a.freeze_projector else ["mm_projector"],
                     task_type="CAUSAL_LM",
                 )
                 model, lr = get_peft_model(model, cfg), a.lora_lr
@@ -426,6 +426,16 @@ def main() -> None:
     p.add_argument("--rank", type=int, default=4, help="rank: R")
     p.add_argument("--lora-lr", type=float, default=1e-3)
     p.add_argument("--alpha", type=int, help="rank: one LoRA alpha for every arm (default: alpha = 2r)")
+    p.add_argument("--ranks", type=int, nargs="+", help="rank: with --alpha, these ranks (default R/2, R, 2R)")
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        help="rank: the LoRA target projections (default all seven)",
+    )
+    p.add_argument(
+        "--freeze-projector", action="store_true", help="rank: LoRA arms keep the stage-I projector (default: trained)"
+    )
     p.add_argument("--arms", nargs="+", help="rank: only these arms (e.g. lora_r2 lora_r4)")
     p.add_argument("--full-lr", type=float, default=2e-4)
     p.add_argument("--n-test", type=int, default=300, help="held-out test images (one question per task each)")

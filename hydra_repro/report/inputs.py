@@ -156,6 +156,7 @@ class Inputs:
     probe_lm: dict[str, Any] | None = None  # models/<profile>/smollm2/fetch.json: what the probe's LM is
     run_ranks: dict[str, dict[str, Any]] = field(default_factory=dict)  # runs/<profile>/<run>/ranks.json (eva, adalora)
     missing: list[str] = field(default_factory=list)  # notes for files absent under --allow-missing
+    eval_choices: dict[str, list[int]] = field(default_factory=dict)  # bench -> choices per question (local docs)
 
     @property
     def benchmarks(self) -> dict[str, str]:
@@ -266,6 +267,21 @@ def read_search(path: Path) -> dict[str, Any]:
     if not ok:
         raise _bad(path, "'best' ({coarse|fine: {scores, ...}}) and 'arms' ({random, guided}: best-so-far lists)")
     return d
+
+
+def read_eval_choices(eval_dir: Path) -> dict[str, list[int]]:
+    """Choices per question of the local multiple-choice test sets (ScienceQA-IMG's `choices` column), which the
+    per-sample records do not carry; empty when the profile evaluates on lmms-eval's hub datasets."""
+    path = eval_dir / "mini_sqa_img.parquet"
+    if not path.is_file():
+        return {}
+    import pandas as pd
+
+    try:
+        choices = pd.read_parquet(path, columns=["choices"])["choices"]
+    except (OSError, ValueError, KeyError) as e:
+        raise _bad(path, f"a parquet file with a 'choices' column ({e})") from None
+    return {"sqa_img": [len(c) for c in choices]}
 
 
 def load_paper_values(path: str | Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hydra_repro.io import atomic_write_bytes, atomic_write_text
 from hydra_repro.report.allocation_tables import table_5, table_6, table_7, table_8
+from hydra_repro.report.calibration import table_calibration
 from hydra_repro.report.claims import claims
 from hydra_repro.report.controls import table_controls, table_search
 from hydra_repro.report.figures import fig_3, fig_6, fig_search
@@ -17,7 +18,19 @@ from hydra_repro.report.inputs import COMMAND, INFEASIBLE, PERFMODEL_PLACEHOLDER
 from hydra_repro.report.render import Table, header, render_latex, render_markdown
 from hydra_repro.report.results_tables import table_1, table_2, table_3, table_4
 
-TABLES = (table_1, table_2, table_3, table_4, table_5, table_6, table_7, table_8, table_search, table_controls)
+TABLES = (
+    table_1,
+    table_2,
+    table_3,
+    table_4,
+    table_5,
+    table_6,
+    table_7,
+    table_8,
+    table_search,
+    table_controls,
+    table_calibration,
+)
 
 
 PROTOCOL = """\
@@ -42,6 +55,7 @@ DESCRIPTIONS = {
     "table_8": "performance-model ablation (MSE, MAE; plus repeated k-fold)",
     "table_search": "beyond the paper: best objective vs schedules trained, performance-model-guided vs random",
     "table_controls": "beyond the paper: random, reversed, AdaLoRA, EVA and rsLoRA controls vs HyDRA at budget C",
+    "calibration": "is this testbed informative? uniform LoRA vs each task's floor and ceiling, seed SD and MDD",
     "fig_3": "average gradient norm per layer, small and large model, with the paper's qualitative claim",
     "fig_6": "performance-model training and validation loss per epoch",
 }

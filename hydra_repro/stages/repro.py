@@ -156,6 +156,14 @@ def _log(stage: str) -> Path:
     return LOG_DIR / f"{stage.replace('/', '_')}.log"
 
 
+def stage_env() -> dict[str, str]:
+    """The environment for dvc and the stages' `hydra-repro` commands: this interpreter's scripts first on PATH, so
+    `.venv/bin/hydra-repro repro` works without an activated virtual environment."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
 def dvc_runner(cores: list[int] | None, skipped: set[str]) -> Callable[[str, list[int]], bool]:
     """`run` for `run_graph`: one `dvc repro --single-item` per stage, pinned to cores `cores[slot]` (None: not
     pinned), logged."""
@@ -164,7 +172,7 @@ def dvc_runner(cores: list[int] | None, skipped: set[str]) -> Callable[[str, lis
         log = _log(stage)
         with log.open("w") as out:
             cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=stage_env())
             # set before dvc has started python, so the stage's command (its child) inherits the core
             if cores is not None and hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(proc.pid, {cores[slot] for slot in slots})
@@ -215,7 +223,9 @@ def run(args: argparse.Namespace) -> int:
     # one stage at a time is plain `dvc repro`: no pinning, every stage sees all cores
     times = run_graph(graph, dvc_runner(cores if jobs > 1 else None, skipped), jobs, event, stage_cores)
     # the check: a plain sequential `dvc repro` must find nothing left to do
-    check = subprocess.run([sys.executable, "-m", "dvc", "repro", *args.targets], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", *args.targets], capture_output=True, text=True, env=stage_env()
+    )
     if check.returncode != 0:
         raise UserError(f"repro: the final `dvc repro` failed:\n{check.stdout[-2000:]}{check.stderr[-2000:]}")
     if "up to date" not in check.stdout:  # it had to run something the graph walk did not: show what

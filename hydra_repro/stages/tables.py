@@ -8,6 +8,7 @@ Reads (and validates before writing anything):
   results/<profile>/runs/<run>.json      `hydra-repro evaluate`: six headline scores, or {"status": "infeasible"}
   results/<profile>/gradnorm/<role>.json `hydra-repro gradnorm`: per-layer and per-component norms (Table I, Fig. 3)
   results/<profile>/smol/gradnorm.json   the same for the real-LM probe (SmolLM2-135M; Table I, Fig. 3)
+  data/<profile>/eval/mini_sqa_img.parquet  ScienceQA's choice counts (random guessing in calibration.md), optional
   models/<profile>/smollm2/fetch.json    `hydra-repro fetch-smol`: what the probe's LM is (optional)
   schedules/<profile>/<run>.json         `hydra-repro allocate`: ranks and parameter accounting (Tables II, V-VII)
   results/<profile>/perfmodel.json       the performance model (Table VIII, Fig. 6), optional until it lands:
@@ -25,7 +26,7 @@ import argparse
 from pathlib import Path
 
 from hydra_repro.config import PROFILES
-from hydra_repro.report.inputs import COMMAND, load_inputs
+from hydra_repro.report.inputs import COMMAND, load_inputs, read_eval_choices
 from hydra_repro.report.outputs import render_all, write_outputs
 
 
@@ -39,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("tables"))
     p.add_argument("--models", type=Path, help="default models/<profile> (the probe LM's fetch.json)")
     p.add_argument("--runs", type=Path, help="default runs/<profile> (ranks.json of EVA and AdaLoRA runs)")
+    p.add_argument("--eval-data", type=Path, help="default data/<profile>/eval (choice counts for calibration.md)")
     p.add_argument("--allow-missing", action="store_true", help="render absent result files as — with a note")
 
 
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         args.models,
         args.runs,
     )
+    inp.eval_choices = read_eval_choices(args.eval_data or Path("data") / args.profile / "eval")
     outputs = render_all(inp)
     write_outputs(outputs, args.out)
     print(f"{COMMAND}: wrote {len(outputs)} files to {args.out}/ (profile {args.profile})")
