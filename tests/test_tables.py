@@ -37,6 +37,7 @@ from hydra_repro.report import (
     render,
     results_tables,
 )
+from hydra_repro.report import claims_stated as cs
 from hydra_repro.stages import tables
 from hydra_repro.tasks import BENCHMARKS
 from tests.test_registry import profile_dims
@@ -549,8 +550,20 @@ def test_degenerate_search_and_perfmodel_are_noted_not_rendered(tmp_path):
 def test_claims_verdicts_follow_the_evidence(tree):
     root, _, _ = tree
     text = (root / "tables" / "claims.md").read_text()
-    _, rows = md_rows(text)
-    assert [r[0] for r in rows] == [
+    summary, evidence = text.split("## Evidence")
+    _, rows = md_rows(evidence)
+    _, matrix = md_rows(summary)
+    assert [r[0] for r in matrix[:-1]] == [r[0] for r in rows]  # the summary lists every claim, in order
+    assert all(r[1:].count("●") == 1 for r in matrix[:-1]) and sum(map(int, matrix[-1][1:])) == len(rows)
+    assert [r[0] for r in rows[9:]] == [
+        *(s.claim for s in cs.STATED[:9]),
+        "Setting1 gives the best overall results of the fine-grained settings",
+        cs.STATED[9].claim,
+        "The number of stages N shows no pattern",
+        *(h[0] for h in cs.HEADLINE_GAINS),
+        "The performance model finds a better Z* than the initial HyDRA schedule",
+    ]
+    assert [r[0] for r in rows[:9]] == [
         "Average gradient norms grow with depth",
         "Average gradient norms grow with depth, on a real pretrained LM (smol probe)",
         "Q and K have the smallest norms, Up the largest",
