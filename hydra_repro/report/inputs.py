@@ -301,6 +301,59 @@ def required_runs() -> dict[str, str]:
     return out
 
 
+def _read_runs(
+    runs: dict[str, RunSpec],
+    registry: str | Path,
+    results: Path,
+    schedules: Path,
+    benches: list[str],
+    absent: Any,
+) -> tuple[dict[str, RunResult], dict[str, dict[str, Any] | None]]:
+    """Every table run's result (with its seed replicates) and schedule; `absent(path, what)` says whether a file
+    is missing under --allow-missing (and raises without it)."""
+    res: dict[str, RunResult] = {}
+    scheds: dict[str, dict[str, Any] | None] = {}
+    for run, table in required_runs().items():
+        if run not in runs:
+            raise UserError(f"{registry}: run {run!r} is not defined; expected it for Table {table} ({__name__})")
+        path = results / "runs" / f"{run}.json"
+        res[run] = (
+            RunResult(run, "missing") if absent(path, f"the result of run {run}") else read_result(path, run, benches)
+        )
+        path = schedules / f"{run}.json"
+        scheds[run] = None if absent(path, f"the schedule of run {run}") else read_schedule(path, run)
+    for run in load_replicated(registry):
+        path = results / "replicates" / run / SEEDS_FILE
+        if res[run].status != "ok" or absent(path, f"the seeds of run {run} (`hydra-repro replicate`)"):
+            continue
+        seeds = read_json(path, "replicate summary")
+        files = seeds.get("replicates") if isinstance(seeds, dict) else None
+        if not isinstance(files, dict):
+            raise _bad(path, "an object with 'replicates': {seed: result file}")
+        names = [str(files[k]) for k in sorted(files, key=int)]
+        reps = [read_result(path.parent / f, Path(f).stem, benches) for f in names]
+        res[run] = dataclasses.replace(res[run], replicates=reps)
+    return res, scheds
+
+
+def _read_search_outputs(results: Path, missing: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(performance model, search), each optional; a record of why one was not produced becomes a note in
+    `missing` and None. Z*'s per-sample records are joined to the search for the paired comparisons."""
+    perf_path = results / "perfmodel.json"
+    perf = read_perfmodel(perf_path) if perf_path.is_file() else None
+    search_path = results / "search.json"
+    found = read_search(search_path) if search_path.is_file() else None
+    for path, doc in ((perf_path, perf), (search_path, found)):
+        if doc is not None and "degenerate" in doc:
+            missing.append(f"{path}: not produced at this scale: {doc['degenerate']}")
+    perf = None if perf is None or "degenerate" in perf else perf
+    found = None if found is None or "degenerate" in found else found
+    for best in (found or {}).get("best", {}).values():
+        path = results / "search" / f"{best.get('key')}.json"
+        best["samples"] = read_json(path, "search run result").get("samples") if path.is_file() else None
+    return perf, found
+
+
 def load_inputs(
     profile: str,
     results: str | Path,
@@ -328,28 +381,7 @@ def load_inputs(
         missing.append(f"{path} is missing ({what}); its cells show {MISSING} (--allow-missing)")
         return True
 
-    res: dict[str, RunResult] = {}
-    scheds: dict[str, dict[str, Any] | None] = {}
-    for run, table in required_runs().items():
-        if run not in runs:
-            raise UserError(f"{registry}: run {run!r} is not defined; expected it for Table {table} ({__name__})")
-        path = results / "runs" / f"{run}.json"
-        res[run] = (
-            RunResult(run, "missing") if absent(path, f"the result of run {run}") else read_result(path, run, benches)
-        )
-        path = schedules / f"{run}.json"
-        scheds[run] = None if absent(path, f"the schedule of run {run}") else read_schedule(path, run)
-    for run in load_replicated(registry):
-        path = results / "replicates" / run / SEEDS_FILE
-        if res[run].status != "ok" or absent(path, f"the seeds of run {run} (`hydra-repro replicate`)"):
-            continue
-        seeds = read_json(path, "replicate summary")
-        files = seeds.get("replicates") if isinstance(seeds, dict) else None
-        if not isinstance(files, dict):
-            raise _bad(path, "an object with 'replicates': {seed: result file}")
-        names = [str(files[k]) for k in sorted(files, key=int)]
-        reps = [read_result(path.parent / f, Path(f).stem, benches) for f in names]
-        res[run] = dataclasses.replace(res[run], replicates=reps)
+    res, scheds = _read_runs(runs, registry, results, schedules, benches, absent)
     grad: dict[str, dict[str, Any] | None] = {}
     for role in MODEL_ROLES:
         path = results / "gradnorm" / f"{role}.json"
@@ -364,18 +396,7 @@ def load_inputs(
         if runs[run].method in ("eva", "adalora") and res[run].status == "ok":
             if not absent(path, f"the ranks record of run {run}"):
                 run_ranks[run] = read_json(path, "ranks record")
-    perf_path = results / "perfmodel.json"
-    perf = read_perfmodel(perf_path) if perf_path.is_file() else None
-    search_path = results / "search.json"
-    found = read_search(search_path) if search_path.is_file() else None
-    for path, doc in ((perf_path, perf), (search_path, found)):
-        if doc is not None and "degenerate" in doc:
-            missing.append(f"{path}: not produced at this scale: {doc['degenerate']}")
-    perf = None if perf is None or "degenerate" in perf else perf
-    found = None if found is None or "degenerate" in found else found
-    for best in (found or {}).get("best", {}).values():  # per-sample records of Z*, for the paired bootstrap
-        path = results / "search" / f"{best.get('key')}.json"
-        best["samples"] = read_json(path, "search run result").get("samples") if path.is_file() else None
+    perf, found = _read_search_outputs(results, missing)
     return Inputs(
         profile,
         paper,
