@@ -8,9 +8,11 @@ image?", half of them true) and the `mini_textvqa` digit canvases. Colour and sh
 (`mini_world.shape_attributes`, the rule the data are built with), the number from TextVQA's answer (its first digit
 is probed, 10 classes). Features: the tower's patch features and the projector's visual tokens, each averaged over
 positions; the LM's last-layer hidden state at the answer position of the POPE prompt (as the evaluation asks it).
-Each probe is a standardised multinomial logistic regression scored by 5-fold stratified cross-validation; "chance"
-is the majority class's share. A skill the tower holds but the projector loses is the projector's; one the projector
-holds but the answer position does not is the LM's (it cannot read it, or does not bind it to the question).
+Each probe is a standardised multinomial logistic regression scored by 5-fold stratified cross-validation with each
+image's rows in one fold; "chance" is the majority class's share. The match bit is probed at the answer position
+only: the tower and the projector never see the question. A skill the tower holds but the projector loses is the
+projector's; one the projector holds but the answer position does not is the LM's (it cannot read it, or does not
+bind it to the question).
 Prints a table (and writes it as JSON to --out). Averaging over positions keeps colour and shape (one object per
 image) but not where the object is; the probes are a lower bound on what each place holds.
 """
@@ -68,13 +70,15 @@ def attributes(image: Image.Image) -> tuple[str | None, str | None]:
     return shape, colour
 
 
-def probe(x: np.ndarray, y: list[str | None], seed: int = 0) -> dict[str, float]:
+def probe(x: np.ndarray, y: list[str | None], groups: list[str] | None = None, seed: int = 0) -> dict[str, float]:
     """5-fold cross-validated accuracy of a standardised logistic regression, and the majority-class share, over the
-    rows with a label."""
+    rows with a label. Rows of one group (one image) stay in one fold: POPE asks each image a true and a false
+    question, so split across folds the image's features would predict the opposite label (below chance)."""
     known = np.array([v is not None for v in y], dtype=bool)
-    x, y = x[known], [v for v in y if v is not None]
+    groups = list(range(len(y))) if groups is None else groups
+    x, y, groups = x[known], [v for v in y if v is not None], [g for g, k in zip(groups, known, strict=True) if k]
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -83,10 +87,10 @@ def probe(x: np.ndarray, y: list[str | None], seed: int = 0) -> dict[str, float]
     keep = np.isin(y, labels[counts >= folds]) if folds >= 2 else np.zeros(len(y), bool)
     if folds < 2 or keep.sum() < 10:
         return {"accuracy": float("nan"), "chance": float("nan"), "n": int(len(y)), "classes": len(labels)}
-    xk, yk = x[keep], np.asarray(y)[keep]
+    xk, yk, gk = x[keep], np.asarray(y)[keep], np.asarray(groups)[keep]
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    acc = cross_val_score(clf, xk, yk, cv=cv).mean()
+    cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    acc = cross_val_score(clf, xk, yk, groups=gk, cv=cv).mean()
     return {
         "accuracy": round(100 * float(acc), 1),
         "chance": round(100 * float(counts.max() / counts.sum()), 1),
@@ -111,15 +115,18 @@ def main() -> None:
     f_pope = features(loaded, pope, "mini_pope", with_lm=True)
     f_digit = features(loaded, digits, "mini_textvqa", with_lm=False)
     attrs = [attributes(_image(r)) for r in pope]
+    pope_images = [str(r.get("image_source") or r["question_id"]) for r in pope]
+    digit_images = [str(r.get("image_id") or r["question_id"]) for r in digits]
+    answer_only = {"answer position": f_pope["answer position"]}  # the question is first seen by the LM
     targets = {
-        "colour": ([a[1] for a in attrs], f_pope),
-        "shape": ([a[0] for a in attrs], f_pope),
-        "match (question true?)": ([r["answer"] for r in pope], f_pope),
-        "number (first digit)": ([str(r["answers"][0])[0] for r in digits], f_digit),
+        "colour": ([a[1] for a in attrs], f_pope, pope_images),
+        "shape": ([a[0] for a in attrs], f_pope, pope_images),
+        "match (question true?)": ([r["answer"] for r in pope], answer_only, pope_images),
+        "number (first digit)": ([str(r["answers"][0])[0] for r in digits], f_digit, digit_images),
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for name, (y, feats) in targets.items():
-        results[name] = {place: probe(x, y) for place, x in feats.items()}
+    for name, (y, feats, groups) in targets.items():
+        results[name] = {place: probe(x, y, groups) for place, x in feats.items()}
     places = ["tower", "projector", "answer position"]
     print(f"{args.model}: linear-probe accuracy % (5-fold CV; chance = majority class)")
     print(f"{'target':<24}" + "".join(f"{p:>18}" for p in places) + f"{'chance':>9}")
