@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.fakes import write_mini_eval_sets, write_random_model
 
@@ -34,6 +35,7 @@ def test_probe_reads_a_planted_linear_code_and_not_noise():
     assert abs(got["accuracy"] - 100 / 3) < 10 and got["classes"] == 3 and got["n"] == 300
 
 
+@pytest.mark.slow  # a subprocess that imports torch and builds a model: ~25 s
 def test_the_audit_runs_on_a_random_tiny_model(tmp_path):
     model = write_random_model(tmp_path / "model")
     write_mini_eval_sets(tmp_path / "data" / "eval", n=24, tasks=["mini_pope", "mini_textvqa"])
