@@ -219,6 +219,8 @@ def test_inconclusive_verdicts_say_whether_the_paper_effect_was_visible(monkeypa
     monkeypatch.setattr(claims, "compare", lambda x, y, bench, noise=None: result(0.5, 0.5) | {"mdd": 3.0})
     assert claims._power(a, b, ["mme", "gqa"], {}, {"mme": 4.0, "gqa": 2.0}) == (1, 2)
     assert claims._power(a, b, ["mme"], {}, None) == (0, 0)
+    shown = SimpleNamespace(benchmarks={"mme": "MME", "gqa": "GQA"})
+    assert claims._mdd_text(shown, a, b, ["mme", "gqa"], {}) == "; MDD MME 3.0, GQA 3.00"  # every evidence says it
     q = claims._qualify
     assert q("inconclusive", [(2, 2), (3, 3)], True).startswith("inconclusive (could have been seen")
     assert q("inconclusive", [(0, 6)], True).startswith("inconclusive (this test could not see it")

@@ -103,6 +103,16 @@ def _power(
     return seen, total
 
 
+def _mdd_text(inp: Inputs, ours: RunResult, base: RunResult, benches: Sequence[str], noise: Mapping[str, Any]) -> str:
+    """ "; MDD MME 34.1, GQA 3.2, ...": the smallest difference each benchmark's comparison could detect."""
+    cells = []
+    for b in benches:
+        r = compare(ours, base, b, noise.get(b))
+        if r is not None:
+            cells.append(f"{inp.benchmarks[b]} {fmt(r['mdd'], b)}")
+    return f"; MDD {', '.join(cells)}" if cells else ""
+
+
 def _power_text(seen: int, total: int) -> str:
     return f"; the paper's gain ≥ our MDD on {seen} of {total}" if total else ""
 
@@ -228,7 +238,7 @@ def _increasing_claim(inp: Inputs, benches: list[str], noise: Mapping[str, Any])
         better, worse, unclear, note = _claim_sig(r, lora, benches, noise)
         power.append(_power(r, lora, benches, noise, _paper_gain(inp, "table_4", entry[run], "128")))
         ev.append(f"{label} vs uniform: {better} better, {worse} worse, {unclear} unclear of {len(benches)}{note}"
-                  f"{_power_text(*power[-1])}")  # fmt: skip
+                  f"{_power_text(*power[-1])}{_mdd_text(inp, r, lora, benches, noise)}")  # fmt: skip
         verdicts.append(_verdict_from_counts(better, worse, len(benches), need_all=False))
     verdict = _qualify(_combine(verdicts), power, paper=True) if verdicts else UNTESTABLE
     return "Increasing ranks beat uniform ranks at equal budget", "Tables II, IV", "; ".join(ev), verdict
@@ -250,7 +260,7 @@ def _hydra_vs_lora_claim(inp: Inputs, benches: list[str], noise: Mapping[str, An
             gain = _paper_gain(inp, "table_3", f"{size}/{variant}", f"{size}/lora")
             power.append(_power(r, base, benches, noise, gain))
             ev.append(f"{name}: {better} better, {worse} worse, {unclear} unclear ({budget}){note}"
-                      f"{_power_text(*power[-1])}")  # fmt: skip
+                      f"{_power_text(*power[-1])}{_mdd_text(inp, r, base, benches, noise)}")  # fmt: skip
             verdicts.append(_verdict_from_counts(better, worse, len(benches), need_all=True))
     claim = "HyDRA beats LoRA on all six benchmarks with no extra trainable parameters"
     return claim, "Table III", "; ".join(ev), _qualify(_combine(verdicts), power, paper=True)
@@ -282,7 +292,7 @@ def _hydra_vs_full_claim(inp: Inputs, benches: list[str], noise: Mapping[str, An
             else:
                 outcomes.append((better, worse))
                 power.append(_power(r, full, named, noise, _paper_gain(inp, "table_3", f"{size}/{v}", f"{size}/full")))
-                text = _power_text(*power[-1])
+                text = _power_text(*power[-1]) + _mdd_text(inp, r, full, named, noise)
             ev.append(f"{v}_{size} vs full_{size} on {', '.join(named)}: {better} better, {worse} worse{note}{text}")
         sizes_ok.append(any(better == len(named) for better, _ in outcomes) if outcomes else False)
         sizes_against.append(bool(outcomes) and all(worse and not better for better, worse in outcomes))
