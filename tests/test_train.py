@@ -320,6 +320,25 @@ def test_rank_mismatch_names_the_module(fx):
     assert not any("vision_tower" in n for n in peft_config.adapter_modules(peft_model))  # only LM projections
 
 
+def test_the_rank_check_names_missing_extra_and_mis_scaled_adapters(fx):
+    model = rundir.load_run(fx["base"]).model
+    schedule = Schedule.uniform(2, 2)
+    peft_model, _ = attach.attach_adapter(model, tiny_config(), schedule, total_steps=4)
+    planned = schedule.planned()
+    ratio = next(iter(peft_config.adapter_modules(peft_model).values())).scaling["default"]
+    assert peft_config.check_ranks(planned, peft_model, alpha_ratio=ratio) == planned  # plain LoRA: alpha / r
+    with pytest.raises(RuntimeError, match=r"LoRA scaling .*; expected alpha / r = "):
+        peft_config.check_ranks(planned, peft_model, alpha_ratio=2 * ratio)
+    with pytest.raises(RuntimeError, match=r"expected alpha / sqrt\(r\) = "):  # r = 2: ratio x sqrt(2) != ratio
+        peft_config.check_ranks(planned, peft_model, alpha_ratio=ratio, rslora=True)
+    extra = dict(planned) | {"model.layers.0.mlp.extra_proj": 2}
+    with pytest.raises(RuntimeError, match=r"extra_proj'.*planned rank 2 but PEFT built no adapter on it"):
+        peft_config.check_ranks(extra, peft_model)
+    first = next(iter(planned))
+    with pytest.raises(RuntimeError, match=rf"{first.replace('.', '[.]')}'.*rank-2 adapter on a module not planned"):
+        peft_config.check_ranks({k: v for k, v in planned.items() if k != first}, peft_model)
+
+
 def test_load_run_rejects_foreign_base(fx, tmp_path):
     out = instruct.train_run(tiny_config(max_steps=1), fx["base"], fx["data"], fx["images"], tmp_path / "r")
     other = make_fixture(tmp_path / "other")
