@@ -93,7 +93,7 @@ def task_row(inp: Inputs, role: str, bench: str) -> tuple[list[str], list[str]]:
     for variant in ("coarse", "fine"):
         hydra = inp.results.get(f"hydra_{variant}_{role}")
         r = compare(hydra, lora, bench, noise) if hydra is not None and hydra.status == "ok" else None
-        mdds.append(None if r is None else r["mdd"])
+        mdds.append(None if r is None or r["se"] == 0 else r["mdd"])  # se 0: both runs answer alike everywhere
     if crit.mdd_share is not None:
         limit = crit.mdd_share * top
         worst = max((m for m in mdds if m is not None), default=None)
@@ -163,7 +163,8 @@ def table_calibration(inp: Inputs) -> Table:
     t.note(
         "Seed SD: the between-seed standard deviation of uniform LoRA's headline. MDD: the true HyDRA - LoRA "
         "difference the tables' interval (seed and test-set variance, docs/statistics.md) detects with 80% power at "
-        "the 5% level; a smaller true effect is missed more than 20% of the time."
+        "the 5% level; a smaller true effect is missed more than 20% of the time. — where the two runs have no "
+        "spread to measure (every seed of both gives the same score on every question, e.g. a constant answer)."
     )
     t.note(f"{informative} of {len(MODEL_ROLES) * len(inp.benchmarks)} task-size pairs meet every criterion.")
     return t
