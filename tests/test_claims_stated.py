@@ -63,6 +63,14 @@ def test_no_difference_is_inconclusive_and_says_whether_the_papers_difference_wa
     assert verdict.startswith(INCONCLUSIVE) and "the paper's own difference ≥ our MDD on" in verdict
 
 
+def test_a_benchmark_without_spread_states_no_mdd_and_is_not_counted_as_visible():
+    same = dict.fromkeys(BENCHES, 0.6)
+    runs = {TABLE_RUNS["table_4"][n]: run(TABLE_RUNS["table_4"][n], same, 3, 0.0) for n in ("Config1", "Config2")}
+    _, _, evidence, verdict = cs.stated_row(inputs(runs), CONFIG2, {})  # identical seeds, identical runs
+    assert "no spread" in evidence and "MDD" not in evidence
+    assert verdict.endswith("on 0 of 0)")
+
+
 def test_one_seed_runs_are_shown_but_not_counted():
     inp = inputs(runs_for("table_4", {"Config1": dict.fromkeys(BENCHES, 0.6), "Config2": dict.fromkeys(BENCHES, 0.4)},
                           seeds=1))  # fmt: skip

@@ -189,7 +189,7 @@ def test_infeasible_and_missing_cells():
 
 
 def result(diff: float, p: float) -> dict:
-    return {"diff": diff, "low": diff - 1, "high": diff + 1, "p": p, "mdd": 2.0}
+    return {"diff": diff, "low": diff - 1, "high": diff + 1, "p": p, "mdd": 2.0, "se": 0.5}
 
 
 def test_holm_counts_within_one_comparison():
@@ -221,6 +221,10 @@ def test_inconclusive_verdicts_say_whether_the_paper_effect_was_visible(monkeypa
     assert claims._power(a, b, ["mme"], {}, None) == (0, 0)
     shown = SimpleNamespace(benchmarks={"mme": "MME", "gqa": "GQA"})
     assert claims._mdd_text(shown, a, b, ["mme", "gqa"], {}) == "; MDD MME 3.0, GQA 3.00"  # every evidence says it
+    # both runs score alike on every question: no spread, so no MDD to state or to set against the paper's gain
+    monkeypatch.setattr(claims, "compare", lambda x, y, bench, noise=None: result(0.0, 1.0) | {"mdd": 0.0, "se": 0.0})
+    assert claims._mdd_text(shown, a, b, ["mme"], {}) == ""
+    assert claims._power(a, b, ["mme"], {}, {"mme": 4.0}) == (0, 0)
     q = claims._qualify
     assert q("inconclusive", [(2, 2), (3, 3)], True).startswith("inconclusive (could have been seen")
     assert q("inconclusive", [(0, 6)], True).startswith("inconclusive (this test could not see it")

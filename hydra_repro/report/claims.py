@@ -96,7 +96,7 @@ def _power(
     seen = total = 0
     for b in benches:
         r = compare(ours, base, b, noise.get(b))
-        if r is None or gain is None or b not in gain:
+        if r is None or gain is None or b not in gain or r["se"] == 0:
             continue
         total += 1
         seen += gain[b] >= r["mdd"]
@@ -108,7 +108,7 @@ def _mdd_text(inp: Inputs, ours: RunResult, base: RunResult, benches: Sequence[s
     cells = []
     for b in benches:
         r = compare(ours, base, b, noise.get(b))
-        if r is not None:
+        if r is not None and r["se"] > 0:  # a comparison without spread has no MDD
             cells.append(f"{inp.benchmarks[b]} {fmt(r['mdd'], b)}")
     return f"; MDD {', '.join(cells)}" if cells else ""
 

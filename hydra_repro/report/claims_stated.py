@@ -104,6 +104,8 @@ def verdict_of(agree: int, against: int, n: int) -> str:
 def _cell(r: Mapping[str, Any] | None, b: str, name: str) -> str:
     if r is None:
         return f"{name} —"
+    if r["se"] == 0:
+        return f"{name} {fmt(r['diff'], b, signed=True)} (no spread: every seed of both runs scores alike)"
     return f"{name} {fmt(r['diff'], b, signed=True)} [{fmt(r['low'], b)}, {fmt(r['high'], b)}] (MDD {fmt(r['mdd'], b)})"
 
 
@@ -126,10 +128,9 @@ def stated_row(inp: Inputs, s: Stated, noise: Mapping[str, Any]) -> Row:
         evidence += " (not counted: a run with one training seed borrows the pooled seed spread)"
         verdict = INCONCLUSIVE
     if verdict == INCONCLUSIVE and pv_a and pv_b:
-        seen = sum(1 for b, r in results.items() if r is not None and abs(pv_a[b] - pv_b[b]) >= r["mdd"])
-        verdict += (
-            f" (the paper's own difference ≥ our MDD on {seen} of {sum(r is not None for r in results.values())})"
-        )
+        sized = {b: r for b, r in results.items() if r is not None and r["se"] > 0}  # no spread: no MDD
+        seen = sum(1 for b, r in sized.items() if abs(pv_a[b] - pv_b[b]) >= r["mdd"])
+        verdict += f" (the paper's own difference ≥ our MDD on {seen} of {len(sized)})"
     return s.claim, s.where, evidence, verdict
 
 
