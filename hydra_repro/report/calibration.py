@@ -5,6 +5,7 @@ comparison could detect, each checked against a stated criterion."""
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,12 +52,6 @@ def pope_answers(records: Sequence[dict[str, Any]]) -> tuple[float, float]:
     return acc, 100.0 * sum(p == "yes" for p in pred) / len(pred)
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
-
-
 def task_row(inp: Inputs, role: str, bench: str) -> tuple[list[str], list[str]]:
     """One task's cells and the criteria it fails (empty: informative)."""
     lora: RunResult = inp.results[f"lora_{role}"]
@@ -67,7 +62,8 @@ def task_row(inp: Inputs, role: str, bench: str) -> tuple[list[str], list[str]]:
         return [role, name, *[MISSING] * 6, "no", why], [why]
     crit, records = CRITERIA[bench], seeds[0]
     values = lora.seed_values(bench)
-    mean, sd = _mean_sd(values)
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else math.nan
     chance = chance_baseline(bench, records, inp.eval_choices.get(bench) if inp.eval_choices else None)
     constant, answer = constant_baseline(bench, records)
     top = scale(bench, records)

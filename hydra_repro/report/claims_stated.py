@@ -250,12 +250,11 @@ def stated_rows(inp: Inputs, noise: Mapping[str, Any]) -> list[Row]:
 def summary(rows: Sequence[Row]) -> list[str]:
     """The claims page's opening matrix: claim × verdict (the verdict's first words)."""
     kinds = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, UNTESTABLE)
+    # "not reproduced" first: its text ends in "reproduced"
+    of = [next(k for k in (NOT_REPRODUCED, REPRODUCED, UNTESTABLE, INCONCLUSIVE) if v.startswith(k)) for *_, v in rows]
     out = ["| claim | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
-    for claim, _, _, verdict in rows:
-        kind = next(k for k in (NOT_REPRODUCED, REPRODUCED, UNTESTABLE, INCONCLUSIVE) if verdict.startswith(k))
-        out.append(f"| {claim} | " + " | ".join("●" if k == kind else "" for k in kinds) + " |")
-    counts = {k: 0 for k in kinds}
-    for _, _, _, verdict in rows:
-        counts[next(k for k in (NOT_REPRODUCED, REPRODUCED, UNTESTABLE, INCONCLUSIVE) if verdict.startswith(k))] += 1
-    out.append("| **total** | " + " | ".join(str(counts[k]) for k in kinds) + " |")
+    out += [
+        f"| {row[0]} | " + " | ".join("●" if k == kind else "" for k in kinds) + " |" for row, kind in zip(rows, of)
+    ]
+    out.append("| **total** | " + " | ".join(str(of.count(k)) for k in kinds) + " |")
     return out
