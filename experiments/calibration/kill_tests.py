@@ -7,6 +7,8 @@
         --micro-share 0.25 --short-share 0.25 --eval-every 250 --stop-yesno 0.85 --save-every-eval
     $P experiments/calibration/kill_tests.py align --data $D/data --vision $D/vision --lm $D/text_24x64_micro.pt \
         --stage1 captions --steps 400 --out $D/align_captions_24x64_micro.pt      # or --stage1 all
+    $P experiments/calibration/kill_tests.py align ... --stage1 captions --steps 1200 --aux-weight 1.0 \
+        --out $D/align_captions_aux1_24x64_micro_8k_1200.pt   # + the auxiliary attribute loss (attribute_loss)
     $P experiments/calibration/kill_tests.py rank  --data $D/data --vision $D/vision \
         --base $D/align_all_24x64_micro.pt --steps 120 --batch 16 --seeds 0 1 2 --out $D/rank_24x64_micro.pt
 
@@ -217,14 +219,17 @@ def cosine(step: int, steps: int, lr: float, warmup: float = 0.03) -> float:
     return lr * (step + 1) / w if step < w else lr * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, steps - w)))
 
 
-def train_loop(model, params, batches, steps: int, lr: float, log_every: int, on_log=None, stop=None) -> list[dict]:
+def train_loop(
+    model, params, batches, steps: int, lr: float, log_every: int, on_log=None, stop=None, loss_fn=None
+) -> list[dict]:
+    loss_fn = loss_fn or (lambda part: model(**part).loss)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
     model.train()
     log, window, t0 = [], [], time.time()
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = cosine(step, steps, lr)
-        loss = grouped_loss(lambda part: model(**part).loss, next(batches), 2)
+        loss = grouped_loss(loss_fn, next(batches), 2)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -302,6 +307,34 @@ def load_base(path: str, tok, vision: Path):
     return model, ck
 
 
+def attribute_loss(model, tok, weight: float):
+    """The LM loss plus `weight` x an auxiliary attribute loss on the visual tokens: their mean, compared by cosine
+    (x 10) with the frozen LM's input embeddings of the 8 colour and 3 shape words, must pick the colour and the shape
+    the caption names (found among the sample's supervised tokens). It pulls the projected image towards the words
+    the text LM already compares, the way the caption's own tokens would sit in the prompt."""
+    embed = model.get_input_embeddings().weight
+    vocab = {w: tok.convert_tokens_to_ids("\u2581" + w) for w in (*COLORS, *SHAPES)}
+    groups = [torch.tensor([vocab[w] for w in COLORS]), torch.tensor([vocab[w] for w in SHAPES])]
+    captured: list[torch.Tensor] = []
+    model.model.mm_projector.register_forward_hook(lambda _m, _i, out: captured.append(out))
+
+    def loss_fn(part) -> torch.Tensor:
+        captured.clear()
+        lm_loss = model(**part).loss
+        pooled = torch.nn.functional.normalize(captured[-1].mean(1), dim=-1)  # [B, H]
+        aux, count = lm_loss.new_zeros(()), 0
+        for ids in groups:
+            logits = 10 * pooled @ torch.nn.functional.normalize(embed[ids].detach(), dim=-1).T  # [B, |group|]
+            for b, row in enumerate(part["labels"]):
+                hit = torch.isin(ids, row)
+                if hit.sum() == 1:
+                    aux = aux + torch.nn.functional.cross_entropy(logits[b], hit.float().argmax())
+                    count += 1
+        return lm_loss + weight * aux / max(count, 1)
+
+    return loss_fn
+
+
 def cmd_align(a, tok, items, tests) -> dict:
     model, ck = load_base(a.lm, tok, Path(a.vision))
     torch.manual_seed(a.seed)
@@ -328,6 +361,7 @@ def cmd_align(a, tok, items, tests) -> dict:
         a.lr,
         a.steps // 6,
         lambda: evaluate(model, tok, questions, "image"),
+        loss_fn=attribute_loss(model, tok, a.aux_weight) if a.aux_weight else None,
     )
     torch.save({"state": model.state_dict(), "layers": ck["layers"], "hidden": ck["hidden"]}, a.out)
     return {"before": before, "log": log, "final": log[-1]}
@@ -435,6 +469,9 @@ def main() -> None:
     )
     p.add_argument(
         "--freeze-projector", action="store_true", help="rank: LoRA arms keep the stage-I projector (default: trained)"
+    )
+    p.add_argument(
+        "--aux-weight", type=float, default=0.0, help="align: weight of the auxiliary attribute loss (0: none)"
     )
     p.add_argument("--arms", nargs="+", help="rank: only these arms (e.g. lora_r2 lora_r4)")
     p.add_argument("--full-lr", type=float, default=2e-4)
