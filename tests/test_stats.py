@@ -304,3 +304,86 @@ def test_a_seed_noise_of_zero_spread_gives_a_test_set_interval():
     r = compare_runs("gqa", acc_records(xa), acc_records(xb), noise=SeedNoise(5.0, 0.0, 10))
     d = 100 * (xa[0] - xb[0])
     assert r["se"] == pytest.approx(d.std(ddof=1) / 50**0.5) and np.isinf(r["df"])
+
+
+# Boundaries the tests above never reach (each found by mutation testing: docs/testing.md).
+
+
+def test_a_zero_standard_error_gives_p_one_for_no_difference_and_zero_otherwise():
+    same = acc_records(np.ones((1, 6)))
+    r = compare_runs("gqa", same, same)
+    assert (r["se"], r["p"], r["diff"]) == (0.0, 1.0, 0.0) and r["covers_training_noise"] is False
+    a = acc_records(np.ones((1, 6)))
+    b = acc_records(np.array([[1, 1, 1, 1, 1, 1]]) * 0)
+    r = compare_runs("gqa", a, b)  # every question flips the same way: no spread over questions
+    assert r["diff"] == 100.0 and r["se"] == 0.0 and r["p"] == 0.0
+
+
+def test_a_standard_error_below_one_point_matches_the_normal_reference():
+    rng = np.random.default_rng(9)
+    xa = (rng.random((1, 6000)) < 0.62).astype(float)
+    xb = (rng.random((1, 6000)) < 0.60).astype(float)
+    r = compare_runs("gqa", acc_records(xa), acc_records(xb))
+    d = 100 * (xa[0] - xb[0])
+    se = d.std(ddof=1) / np.sqrt(d.size)
+    assert 0 < r["se"] < 1 and r["se"] == pytest.approx(se, rel=1e-9) and np.isinf(r["df"])
+    assert r["p"] == pytest.approx(2 * student_t.sf(abs(d.mean()) / se, np.inf), rel=1e-9)
+
+
+def test_two_seed_runs_count_for_the_pooled_spread():
+    rng = np.random.default_rng(5)
+    p = np.linspace(0.2, 0.8, 40)
+    pool = [acc_records((rng.random((2, 40)) < p).astype(float)) for _ in range(3)]
+    noise = pooled_seed_noise("gqa", pool)
+    heads = [[100 * np.mean([r["score"] for r in seed]) for seed in run] for run in pool]
+    assert noise is not None and (noise.df, noise.runs) == (3, 3)  # one df per two-seed run
+    assert noise.sd == pytest.approx(pooled_seed_sd(heads)[0])
+
+
+def test_intervals_of_two_values_and_of_one():
+    mean, half = seed_interval([10.0, 12.0])
+    assert mean == 11.0 and half == pytest.approx(student_t.ppf(0.975, 1) * np.sqrt(2.0) / np.sqrt(2))
+    mean, half = corrected_cv_interval([1.0, 3.0], test_share=0.0)
+    assert mean == 2.0 and half == pytest.approx(student_t.ppf(0.975, 1) * np.sqrt(2.0) / np.sqrt(2))
+    mean, half = corrected_cv_interval([4.0], test_share=0.2)
+    assert mean == 4.0 and np.isnan(half)
+
+
+def test_plan_mdd_squares_the_seed_sd_and_two_seeds_have_two_df():
+    # seed sd 3, unit sd 10, 2 seeds, 400 units: seed part 2 * 9 / 2 = 9, test part 0.25, seed df 2 * (2 - 1) = 2
+    plan = plan_mdd(3.0, 10.0, 2, 400)
+    var = 9 + 0.25
+    assert plan["se"] == pytest.approx(var**0.5) and plan["df"] == pytest.approx(var**2 / (9**2 / 2))
+    assert plan_mdd(0.0, 10.0, 3, 400)["df"] == np.inf  # no seed spread: the test set's normal quantiles
+    assert seeds_for_mdd(20.0, 2.0, 10.0, 400) == 2  # two seeds already reach a loose target
+
+
+def test_holm_rejects_at_exactly_the_threshold():
+    assert holm([0.025, 0.05]) == [True, True]  # 0.025 <= 0.05 / 2, then 0.05 <= 0.05 / 1
+
+
+def test_comparisons_need_both_sides():
+    recs = acc_records(np.ones((1, 5)))
+    with pytest.raises(ValueError, match="each side needs the records of at least one seed"):
+        compare_runs("gqa", recs, [])
+    with pytest.raises(ValueError, match="each side needs the records of at least one seed"):
+        paired_bootstrap_seeds("gqa", [], recs)
+
+
+def test_the_bootstrap_interval_approaches_the_normal_one_and_draws_every_unit():
+    # 400 questions with per-question differences d: the percentile interval of the resampled mean tends to
+    # mean +- 1.96 sd / sqrt(n); a planted question 0 that alone differs moves it only if question 0 is drawn
+    rng = np.random.default_rng(2)
+    xa = (rng.random(400) < 0.7).astype(float)
+    xb = (rng.random(400) < 0.5).astype(float)
+    r = paired_bootstrap("gqa", acc_records(xa[None])[0], acc_records(xb[None])[0], n_boot=20000, seed=1)
+    d = 100 * (xa - xb)
+    half = 1.959964 * d.std(ddof=0) / np.sqrt(d.size)
+    assert r["low"] == pytest.approx(d.mean() - half, abs=0.03 * half)
+    assert r["high"] == pytest.approx(d.mean() + half, abs=0.03 * half)
+    only = np.zeros(50)
+    only[0] = 1.0
+    r = paired_bootstrap("gqa", acc_records(only[None])[0], acc_records(np.zeros((1, 50)))[0], n_boot=2000)
+    assert r["high"] > 0  # resamples that draw question 0 once or more
+    # no resample goes below 0; those that miss question 0, (49/50)^50 of them, tie at 0 and count on both sides
+    assert r["p"] == pytest.approx(2 * (49 / 50) ** 50, abs=0.06)
