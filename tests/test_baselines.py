@@ -115,7 +115,7 @@ def pope_run(name: str, answers: list[str], seeds: int = 3) -> RunResult:
 
 
 def card_rows(results: dict[str, RunResult]) -> dict[str, list[str]]:
-    inp = Inputs("mini", {"benchmarks": BENCHES}, {}, results, {}, {}, None)
+    inp = Inputs("mini", {"benchmarks": BENCHES}, {}, results, {}, {})
     t = table_calibration(inp)
     return {f"{row[0]}/{row[1].split(' (')[0]}": row for row in t.rows}
 

@@ -33,7 +33,7 @@ BENCHES = ("gqa", "textvqa", "sqa_img")
 def inputs(results: dict[str, RunResult]) -> Inputs:
     paper = load_paper_values(PAPER_VALUES)
     paper["benchmarks"] = {b: b.upper() for b in BENCHES}
-    return Inputs("mini", paper, {}, results, {}, {}, None)
+    return Inputs("mini", paper, {}, results, {}, {})
 
 
 def runs_for(table: str, names: dict[str, dict[str, float]], seeds: int = 3) -> dict[str, RunResult]:

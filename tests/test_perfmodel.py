@@ -138,8 +138,8 @@ def test_the_stage_records_a_degenerate_data_set_when_asked(tmp_path):
     params = tmp_path / "params.yaml"
     for mode, expect in (("record", 0), ("error", None)):
         params.write_text(f"profile: smoke\nprofiles:\n  smoke:\n    perfmodel: {{on_degenerate: {mode}}}\n")
-        args = argparse.Namespace(params=params, profile=None, schedules=tmp_path, results=tmp_path, search=None,
-                                  out=tmp_path / "perf.json")  # fmt: skip
+        args = argparse.Namespace(params=params, profile=None, role=None, schedules=tmp_path, results=tmp_path,
+                                  search=None, out=tmp_path / "perf.json")  # fmt: skip
         if expect is None:
             with pytest.raises(UserError, match="no evaluated schedule runs"):
                 perfmodel.run(args)
@@ -173,7 +173,7 @@ def test_the_stage_fits_and_writes_the_per_fold_errors(tmp_path, capsys):
     params.write_text("profile: smoke\nprofiles:\n  smoke:\n    perfmodel: {epochs: 5, folds: 2, repeats: 1}\n")
     points = [p | {"role": "small", "arm": "random"} for p in synthetic_points(8)]
     (tmp_path / "search.json").write_text(json.dumps({"points": points}))
-    args = argparse.Namespace(params=params, profile=None, schedules=tmp_path, results=tmp_path,
+    args = argparse.Namespace(params=params, profile=None, role=None, schedules=tmp_path, results=tmp_path,
                               search=tmp_path / "search.json", out=tmp_path / "perf.json")  # fmt: skip
     assert perfmodel.run(args) == 0
     out = json.loads((tmp_path / "perf.json").read_text())

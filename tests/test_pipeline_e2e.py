@@ -67,10 +67,14 @@ def test_every_table_and_figure_appears(smoke_repo):
     claims = (smoke_repo / "tables" / "claims.md").read_text()
     from hydra_repro.report import claims_stated as cs
 
-    stated = len(cs.STATED) + 2 + len(cs.HEADLINE_GAINS) + 1  # + Setting1-best, stage count; + the search row
+    # + Setting1-best, stage count; + one search row (smoke records no search)
+    stated = len(cs.STATED) + 2 + len(cs.HEADLINE_GAINS) + 1
     assert claims.split("## Evidence")[1].count("| **") == 9 + stated, claims
     # the search and the performance model either ran or recorded why not (smoke: on_degenerate record)
-    for name in ("search.json", "perfmodel.json", "smol/gradnorm.json"):
+    for role in ("small", "large"):
+        for name in (f"search/{role}.json", f"perfmodel/{role}.json"):
+            assert (smoke_repo / "results" / "smoke" / name).is_file(), name
+    for name in ("smol/gradnorm.json",):
         assert (smoke_repo / "results" / "smoke" / name).is_file(), name
     # the smol probe ran on its stand-in (nothing downloaded in smoke) and fills Table I's smol column
     fetch = json.loads((smoke_repo / "models" / "smoke" / "smollm2" / "fetch.json").read_text())

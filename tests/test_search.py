@@ -198,3 +198,24 @@ def test_controls_feed_phi_but_never_become_z_star(tmp_path):
     assert set(points) == {"lora_small", "hydra_coarse_small", "reversed_coarse_small"}
     assert points["hydra_coarse_small"]["allocation_setting"] == "coarse"
     assert points["reversed_coarse_small"]["allocation_setting"] is None
+
+
+def test_repetitions_reuse_the_first_search_and_train_each_schedule_once(tmp_path):
+    pool = candidates(CFG, NORMS, R, DIMS)
+    one = search(CFG, PM, pool, initial_points(), make_trainer(tmp_path / "one"))
+    trainer = make_trainer(tmp_path / "three")
+    three = search(CFG, PM, pool, initial_points(), trainer, repeats=3)
+    assert [r["seed"] for r in three["repeats"]] == [0, 1, 2]
+    assert three["arms"] == one["arms"] == three["repeats"][0]["arms"]  # Z* and Table III from the first
+    assert three["best"]["coarse"]["key"] == one["best"]["coarse"]["key"]
+    assert all(len(r["arms"]["random"]) == 3 and len(r["arms"]["guided"]) == 8 for r in three["repeats"])
+    keys = [p["key"] for p in three["study_points"]]
+    assert len(keys) == len(set(keys)) == trainer.trained  # a schedule two repetitions chose is trained once
+    draws = {tuple(p["key"] for p in three["study_points"] if p["arm"] == "random" and p["search_seed"] == s)
+             for s in (0, 1, 2)}  # fmt: skip
+    assert len(draws) > 1  # the search seed changes the random arm's draw
+
+
+def test_repeats_below_one_is_refused(tmp_path):
+    with pytest.raises(UserError, match=r"search repeats: got 0; expected an integer >= 1"):
+        search(CFG, PM, candidates(CFG, NORMS, R, DIMS), initial_points(), make_trainer(tmp_path), repeats=0)

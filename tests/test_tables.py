@@ -307,7 +307,7 @@ def test_table_6_paper_scale_budget(tree):
 def test_placeholder_for_the_performance_model(tree):
     root, _, _ = tree
     text = (root / "tables" / "table_8.md").read_text()
-    assert "not yet produced: results/<profile>/perfmodel.json is absent" in text
+    assert "not yet produced: results/<profile>/perfmodel/small.json is absent" in text
     _, rows = md_rows(text)
     assert rows[0][1:] == ["paper", "0.3813", "0.3612", "0.3526", "0.1257"]
     assert rows[1][2:] == ["not yet produced"] * 4
@@ -372,12 +372,13 @@ def test_allow_missing_renders_a_dash_and_a_note(tmp_path):
         ("runs/lora_small.json", "{not json", r"lora_small\.json: not valid JSON"),
         ("runs/lora_small.json", '{"run": "lora_small", "headline": {"mme": 1}}', r"missing or not a number"),
         ("gradnorm/small.json", '{"layer_norms": []}', r"small\.json: expected an object whose 'layer_norms'"),
-        ("perfmodel.json", '{"models": {}}', r"perfmodel\.json: expected 'models'"),
-        ("search.json", '{"best": {}}', r"search\.json: expected 'best'"),
+        ("perfmodel/small.json", '{"models": {}}', r"small\.json: expected 'models'"),
+        ("search/large.json", '{"best": {}}', r"large\.json: expected 'best'"),
     ],
 )
 def test_bad_input_is_named(tmp_path, target, content, needle):
     results, schedules = build_tree(tmp_path)
+    (results / target).parent.mkdir(parents=True, exist_ok=True)
     (results / target).write_text(content)
     with pytest.raises(UserError, match=needle):
         tables.run(args_for(tmp_path, results, schedules))
@@ -391,13 +392,19 @@ def test_unknown_profile(tmp_path):
 def test_perfmodel_values_are_rendered_when_present(tmp_path):
     results, schedules = build_tree(tmp_path)
     models = {m: {"mse": 0.2 + 0.01 * k, "mae": 0.3 + 0.01 * k} for k, m in enumerate(inputs.PERF_MODELS)}
-    write_json(results / "perfmodel.json", {"models": models, "curves": {"train": [1.0, 0.5], "val": [1.1, 0.7]}})
+    write_json(results / "perfmodel/small.json", {"models": models, "curves": {"train": [1.0, 0.5], "val": [1.1, 0.7]}})
     inp = inputs.load_inputs(
         "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
     )
     _, rows = md_rows(render.render_markdown(allocation_tables.table_8(inp), "mini"))
-    assert rows[1][2:] == ["0.2000", "0.2100", "0.2200", "0.2300"]
+    assert rows[1][1:] == ["ours, small", "0.2000", "0.2100", "0.2200", "0.2300"]
     assert rows[2][5] == "+0.1043"  # 0.23 - 0.1257
+    write_json(results / "perfmodel/large.json", {"models": models, "curves": {}})  # both roles: one block each
+    inp = inputs.load_inputs(
+        "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
+    )
+    _, rows = md_rows(render.render_markdown(allocation_tables.table_8(inp), "mini"))
+    assert [r[1] for r in rows[:5]] == ["paper", "ours, small", "Δ, small", "ours, large", "Δ, large"]
 
 
 def test_kfold_rows_when_the_perfmodel_has_them(tmp_path):
@@ -407,13 +414,13 @@ def test_kfold_rows_when_the_perfmodel_has_them(tmp_path):
         | {"mae_kfold_std": 0.01}
         for m in inputs.PERF_MODELS
     }
-    write_json(results / "perfmodel.json", {"models": models, "curves": {}, "points": 17, "split": {"folds": 5}})
+    write_json(results / "perfmodel/small.json", {"models": models, "curves": {}, "points": 17, "split": {"folds": 5}})
     inp = inputs.load_inputs(
         "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
     )
     text = render.render_markdown(allocation_tables.table_8(inp), "mini")
     _, rows = md_rows(text)
-    assert rows[3][1:] == ["ours, k-fold"] + ["0.2500 ± 0.0500"] * 4
+    assert rows[3][1:] == ["ours, small, k-fold"] + ["0.2500 ± 0.0500"] * 4
     assert "17 schedules" in text
 
 
@@ -422,7 +429,7 @@ def test_search_best_joins_table_3_and_the_search_table(tmp_path):
     scores = {b: 10.0 + k for k, b in enumerate(["mme", "mmbench", "textvqa", "pope", "gqa", "sqa_img"])}
     best = {"run": "search_abc", "arm": "guided", "candidate": "s4_d1_table_setting2", "objective": 0.5}
     write_json(
-        results / "search.json",
+        results / "search/small.json",
         {
             "role": "small",
             "best": {
@@ -445,7 +452,7 @@ def test_search_best_joins_table_3_and_the_search_table(tmp_path):
     assert any(r[0] == "s3_d2_x_coarse (Z*) vs lora_small" for r in rows)
     text = render.render_markdown(controls.table_search(inp), "mini")
     _, rows = md_rows(text)
-    assert rows == [["guided", "+0.100", "+0.500"], ["random", "+0.200", "+0.200"]]
+    assert rows == [["small", "guided", "+0.100", "+0.500"], ["small", "random", "+0.200", "+0.200"]]
     assert "99.0 s of training); its own overhead (fitting Φ, scoring) 1.00% of that" in text
     assert figures.fig_search(inp)[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -536,15 +543,15 @@ def test_every_table_run_is_in_the_registry():
 
 def test_degenerate_search_and_perfmodel_are_noted_not_rendered(tmp_path):
     results, schedules = build_tree(tmp_path)
-    write_json(results / "perfmodel.json", {"degenerate": "performance model: constant targets", "points": 3})
-    write_json(results / "search.json", {"role": "small", "degenerate": "search: every benchmark is constant"})
+    write_json(results / "perfmodel/small.json", {"degenerate": "performance model: constant targets", "points": 3})
+    write_json(results / "search/small.json", {"role": "small", "degenerate": "search: every benchmark is constant"})
     inp = inputs.load_inputs(
         "mini", results, schedules, REGISTRY, PAPER_VALUES, runs_dir=results.parents[1] / "runs" / "mini"
     )
     assert inp.perfmodel is None and inp.search is None
     readme = outputs.readme(inp, [])
-    assert "perfmodel.json: not produced at this scale: performance model: constant targets" in readme
-    assert "search.json: not produced at this scale: search: every benchmark is constant" in readme
+    assert "perfmodel/small.json: not produced at this scale: performance model: constant targets" in readme
+    assert "search/small.json: not produced at this scale: search: every benchmark is constant" in readme
 
 
 def test_claims_verdicts_follow_the_evidence(tree):

@@ -168,10 +168,11 @@ def _lead(inp: Inputs) -> str:
 
 def search_best(inp: Inputs, role: str) -> dict[str, dict[str, Any]]:
     """The search's best fine / coarse schedule for `role` as {family: {name, result}} (empty without a search)."""
-    if inp.search is None or inp.search.get("role") != role:
+    found = inp.searches.get(role)
+    if found is None:
         return {}
     out = {}
-    for family, best in inp.search["best"].items():
+    for family, best in found["best"].items():
         name = best.get("candidate") or best.get("run")
         result = RunResult(str(best.get("run")), "ok", dict(best["scores"]), samples=best.get("samples"))
         out[family] = {"name": str(name), "result": result}

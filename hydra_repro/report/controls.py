@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra_repro.core.stats import seed_interval
 from hydra_repro.report.cells import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -17,53 +18,74 @@ from hydra_repro.report.cells import (
 from hydra_repro.report.inputs import PERF_MODELS, TABLE_RUNS, Inputs
 from hydra_repro.report.numbers import MISSING, fmt_pct, params_vs_budget, spearman
 from hydra_repro.report.render import Table
+from hydra_repro.report.search_study import MIN_PER_ARM, MIN_SEEDS, full_study_command, study
 
 
 def table_search(inp: Inputs) -> Table:
-    """Beyond the paper: guided vs random search at equal numbers of trained schedules."""
+    """Beyond the paper: guided vs random search at equal numbers of trained schedules, per role."""
+    n = max([1, *(len(c) for found in inp.searches.values() for arm in study(found).curves.values() for c in arm)])
     t = Table("table_search", f"Search (beyond the paper, profile {inp.profile}): performance-model-guided vs random",
-              ["Arm", *[str(i) for i in range(1, 1 + max(1, _search_len(inp)))]])  # fmt: skip
-    t.align = "l" + "r" * max(1, _search_len(inp))
+              ["Role", "Arm", *[str(i) for i in range(1, 1 + n)]])  # fmt: skip
+    t.align = "ll" + "r" * n
     t.lead = (
         f"Profile `{inp.profile}`. Best objective found after each trained schedule (mean z-score over the "
-        "benchmarks, standardised on the registry's runs), from the same initial runs."
+        "benchmarks, standardised on the registry's runs), from the same initial runs; with several search seeds, "
+        "the mean over them ± the 95% t half-width."
     )
-    if inp.search is None:
-        t.add([["not yet produced", MISSING]])
+    if not inp.searches:
+        t.add([["not yet produced", "", MISSING]])
         return t
-    n = _search_len(inp)
-    for arm in ("guided", "random"):
-        vals = inp.search["arms"].get(arm, [])
-        t.add([[arm, *[f"{v:+.3f}" for v in vals], *([MISSING] * (n - len(vals)))]])
-    timing = inp.search.get("timing", {})
-    t.note(
-        f"Role {inp.search.get('role')}: {inp.search.get('candidates')} feasible candidates, "
-        f"{sum(p.get('arm') in ('random', 'guided') for p in inp.search.get('points', []))} schedules trained for the "
-        f"search ({inp.search.get('trained')} by its last invocation, the others from its cache; "
-        f"{timing.get('train_s', '?')} s of training); its own overhead (fitting Φ, scoring) "
-        f"{100 * timing.get('overhead_share', float('nan')):.2f}% of that plus itself."
-    )
-    for family, best in inp.search["best"].items():
-        name = best.get("candidate") or best.get("run")
-        pred = best.get("predicted_objective")
-        chosen = f"Φ predicted {pred:+.3f} when choosing it" if isinstance(pred, (int, float)) else "chosen by Φ"
-        t.note(f"Z* {family} (Table III): {name} ({chosen}), observed objective {best['objective']:+.3f}.")
-    for family, best in (inp.search.get("best_observed") or {}).items():
-        name = best.get("candidate") or best.get("run")
+    for role, found in inp.searches.items():
+        s = study(found)
+        for arm in ("guided", "random"):
+            t.add([[role, arm, *_curve_cells(s.curves[arm], n)]])
+        timing = found.get("timing", {})
         t.note(
-            f"Best observed {family}: {name} (arm {best.get('arm')}), objective {best['objective']:+.3f}: picked on "
-            "the test benchmarks themselves, so optimistic; not used in Table III."
+            f"Role {role}: {found.get('candidates')} feasible candidates, {len(found.get('study_points') or [])} "
+            f"schedules trained for the search over {len(s.seeds)} search seed(s) ({found.get('trained')} by its "
+            f"last invocation, the others from its cache; {timing.get('train_s', '?')} s of training); its own "
+            f"overhead (fitting Φ, scoring) {100 * timing.get('overhead_share', float('nan')):.2f}% of that plus "
+            "itself."
         )
+        t.note(f"Role {role}, guided vs random at equal budgets: {s.evidence()}; verdict: {s.verdict()}.")
+        if not s.sized:
+            t.note(
+                f"Role {role}: below {MIN_PER_ARM} schedules per arm x {MIN_SEEDS} search seeds, so no verdict; the "
+                f"full study: {full_study_command(inp.profile, role)} (docs/mini-run.md)."
+            )
+        for family, best in found["best"].items():
+            name = best.get("candidate") or best.get("run")
+            pred = best.get("predicted_objective")
+            chosen = f"Φ predicted {pred:+.3f} when choosing it" if isinstance(pred, (int, float)) else "chosen by Φ"
+            observed = f"observed objective {best['objective']:+.3f}"
+            t.note(f"Role {role}, Z* {family} (Table III): {name} ({chosen}), {observed}.")
+        for family, best in (found.get("best_observed") or {}).items():
+            name = best.get("candidate") or best.get("run")
+            t.note(
+                f"Role {role}, best observed {family}: {name} (arm {best.get('arm')}), objective "
+                f"{best['objective']:+.3f}: picked on the test benchmarks themselves, so optimistic; not used in "
+                "Table III."
+            )
     t.note(
-        "One seed per schedule: differences below the run-to-run spread (see the seeds table when present) are noise."
+        "One training seed per schedule: differences below the run-to-run spread (see the seeds table when present) "
+        "are noise."
     )
     return t
 
 
-def _search_len(inp: Inputs) -> int:
-    if inp.search is None:
-        return 1
-    return max(len(v) for v in inp.search["arms"].values()) or 1
+def _curve_cells(curves: list[list[float]], n: int) -> list[str]:
+    """Per schedule count: the value (one search seed) or mean ± 95% half-width over the seeds that reached it."""
+    cells = []
+    for i in range(n):
+        vals = [c[i] for c in curves if len(c) > i]
+        if not vals:
+            cells.append(MISSING)
+        elif len(vals) == 1:
+            cells.append(f"{vals[0]:+.3f}")
+        else:
+            mean, half = seed_interval(vals)
+            cells.append(f"{mean:+.3f} ± {half:.3f}")
+    return cells
 
 
 CONTROL_WHAT = {

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from hydra_repro.core.stats import seed_interval
 from hydra_repro.report.inputs import COMMAND, PERFMODEL_PLACEHOLDER, PROBE, Inputs
 from hydra_repro.report.numbers import spearman
 from hydra_repro.report.render import header
 from hydra_repro.report.results_tables import probe_label
+from hydra_repro.report.search_study import MIN_PER_ARM, study
 
 
 def _png(fig: Any, inp: Inputs) -> bytes:
@@ -22,24 +24,42 @@ def _png(fig: Any, inp: Inputs) -> bytes:
 
 
 def fig_search(inp: Inputs) -> bytes:
-    """Beyond the paper: best objective found vs schedules trained, guided and random arms."""
+    """Beyond the paper: best objective found vs schedules trained, guided and random arms, one panel per role.
+    Curves (mean over search seeds, band = 95% t-interval) only for a study of >= 8 schedules per arm; below that
+    the points alone, so that a one-vs-two comparison never reads as a trend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if inp.search is None:
-        ax.axis("off")
-        ax.text(0.5, 0.5, "No search result at this profile (see tables/README.md).", ha="center", va="center")
-    else:
-        for arm, style in (("guided", "o-"), ("random", "s--")):
-            ys = inp.search["arms"].get(arm) or []
-            ax.plot(range(1, len(ys) + 1), ys, style, label=arm)
+    roles = list(inp.searches) or [None]
+    fig, axes = plt.subplots(1, len(roles), figsize=(5 * len(roles), 3.5), squeeze=False)
+    for ax, role in zip(axes[0], roles, strict=True):
+        if role is None:
+            ax.axis("off")
+            ax.text(0.5, 0.5, "No search result at this profile (see tables/README.md).", ha="center", va="center")
+            continue
+        s = study(inp.searches[role])
+        for arm, marker, color in (("guided", "o", "C0"), ("random", "s", "C1")):
+            for k, curve in enumerate(s.curves[arm]):
+                x = np.arange(1, len(curve) + 1)
+                ax.plot(x, curve, marker, ls="none", alpha=0.5, color=color,
+                        label=arm if k == 0 else None)  # fmt: skip
+            if s.per_arm >= MIN_PER_ARM:
+                rows = np.array([c[: s.per_arm] for c in s.curves[arm]])
+                mean = rows.mean(axis=0)
+                x = np.arange(1, s.per_arm + 1)
+                ax.plot(x, mean, "-", color=color)
+                if len(rows) > 1:
+                    half = np.array([seed_interval(rows[:, i])[1] for i in range(s.per_arm)])
+                    ax.fill_between(x, mean - half, mean + half, alpha=0.2, color=color)
+        sized = "" if s.per_arm >= MIN_PER_ARM else f", {s.per_arm} per arm: points only, too few for a curve"
+        ax.set_title(f"{role} model, {len(s.seeds)} search seed(s){sized}", fontsize=8)
         ax.set_xlabel("schedules trained by the search")
         ax.set_ylabel("best objective so far (mean z)")
         ax.legend(fontsize=8)
-    ax.set_title(f"Search (profile {inp.profile}): performance-model-guided vs random", fontsize=9)
+    fig.suptitle(f"Search (profile {inp.profile}): performance-model-guided vs random", fontsize=9)
     fig.tight_layout()
     return _png(fig, inp)
 

@@ -50,7 +50,8 @@ CONFIG4_NORMS = [0.2] * 8 + [0.6] * 4 + [1.4] * 12
 PERF_MODELS = ("mlp", "lightgbm", "rf", "transformer")
 
 
-PERFMODEL_PLACEHOLDER = "not yet produced: results/<profile>/perfmodel.json is absent (the `perfmodel` stage)"
+PERFMODEL_PLACEHOLDER = "not yet produced: results/<profile>/perfmodel/small.json is absent (the `perfmodel` stage)"
+PRIMARY_ROLE = "small"  # the role of Table VIII and Figure 6
 
 
 # Which run of experiments/runs.yaml fills which row of the paper.
@@ -150,8 +151,10 @@ class Inputs:
     results: dict[str, RunResult]
     schedules: dict[str, dict[str, Any] | None]  # None: missing under --allow-missing
     gradnorm: dict[str, dict[str, Any] | None]
-    perfmodel: dict[str, Any] | None
-    search: dict[str, Any] | None = None  # results/<profile>/search.json: the iterative enhancement phase
+    # results/<profile>/perfmodel/<role>.json and search/<role>.json (the iterative enhancement phase), per role;
+    # a role whose file is absent or records why it was not produced is left out
+    perfmodels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    searches: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe: dict[str, Any] | None = None  # results/<profile>/smol/gradnorm.json: the real-LM probe's norms
     probe_lm: dict[str, Any] | None = None  # models/<profile>/smollm2/fetch.json: what the probe's LM is
     run_ranks: dict[str, dict[str, Any]] = field(default_factory=dict)  # runs/<profile>/<run>/ranks.json (eva, adalora)
@@ -161,6 +164,15 @@ class Inputs:
     @property
     def benchmarks(self) -> dict[str, str]:
         return self.paper["benchmarks"]
+
+    @property
+    def perfmodel(self) -> dict[str, Any] | None:
+        """The small model's performance model: Table VIII and Figure 6 (the role with the most trained runs)."""
+        return self.perfmodels.get(PRIMARY_ROLE)
+
+    @property
+    def search(self) -> dict[str, Any] | None:
+        return self.searches.get(PRIMARY_ROLE)
 
     def r_standard(self) -> int | None:
         for plan in self.schedules.values():
@@ -336,22 +348,26 @@ def _read_runs(
     return res, scheds
 
 
-def _read_search_outputs(results: Path, missing: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(performance model, search), each optional; a record of why one was not produced becomes a note in
-    `missing` and None. Z*'s per-sample records are joined to the search for the paired comparisons."""
-    perf_path = results / "perfmodel.json"
-    perf = read_perfmodel(perf_path) if perf_path.is_file() else None
-    search_path = results / "search.json"
-    found = read_search(search_path) if search_path.is_file() else None
-    for path, doc in ((perf_path, perf), (search_path, found)):
-        if doc is not None and "degenerate" in doc:
-            missing.append(f"{path}: not produced at this scale: {doc['degenerate']}")
-    perf = None if perf is None or "degenerate" in perf else perf
-    found = None if found is None or "degenerate" in found else found
-    for best in (found or {}).get("best", {}).values():
-        path = results / "search" / f"{best.get('key')}.json"
-        best["samples"] = read_json(path, "search run result").get("samples") if path.is_file() else None
-    return perf, found
+def _read_search_outputs(results: Path, missing: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(performance models, searches) by role, each optional; a record of why one was not produced becomes a note
+    in `missing`. Z*'s per-sample records are joined to the search for the paired comparisons."""
+    perfs, searches = {}, {}
+    for role in MODEL_ROLES:
+        perf_path = results / "perfmodel" / f"{role}.json"
+        perf = read_perfmodel(perf_path) if perf_path.is_file() else None
+        search_path = results / "search" / f"{role}.json"
+        found = read_search(search_path) if search_path.is_file() else None
+        for path, doc in ((perf_path, perf), (search_path, found)):
+            if doc is not None and "degenerate" in doc:
+                missing.append(f"{path}: not produced at this scale: {doc['degenerate']}")
+        if perf is not None and "degenerate" not in perf:
+            perfs[role] = perf
+        if found is not None and "degenerate" not in found:
+            for best in found.get("best", {}).values():
+                path = results / "search" / role / f"{best.get('key')}.json"
+                best["samples"] = read_json(path, "search run result").get("samples") if path.is_file() else None
+            searches[role] = found
+    return perfs, searches
 
 
 def load_inputs(
@@ -396,7 +412,7 @@ def load_inputs(
         if runs[run].method in ("eva", "adalora") and res[run].status == "ok":
             if not absent(path, f"the ranks record of run {run}"):
                 run_ranks[run] = read_json(path, "ranks record")
-    perf, found = _read_search_outputs(results, missing)
+    perfs, searches = _read_search_outputs(results, missing)
     return Inputs(
         profile,
         paper,
@@ -404,8 +420,8 @@ def load_inputs(
         res,
         scheds,
         grad,
-        perf,
-        found,
+        perfs,
+        searches,
         missing=missing,
         probe=probe,
         probe_lm=probe_lm,

@@ -11,7 +11,7 @@ from typing import Any
 from hydra_repro.config.perfmodel import PerfModelConfig
 from hydra_repro.config.search import SearchConfig
 from hydra_repro.constants import BENCHMARKS
-from hydra_repro.errors import DegenerateDataError
+from hydra_repro.errors import DegenerateDataError, UserError
 from hydra_repro.io import read_json
 from hydra_repro.provenance import sidecar_path
 from hydra_repro.search.candidates import FAMILIES, family, ranks_key, schedule_key
@@ -73,21 +73,97 @@ class Trainer:
 
 
 def search(
-    cfg: SearchConfig, pm_cfg: PerfModelConfig, pool: list[dict], initial: list[dict], trainer: Trainer
+    cfg: SearchConfig,
+    pm_cfg: PerfModelConfig,
+    pool: list[dict],
+    initial: list[dict],
+    trainer: Trainer,
+    repeats: int = 1,
 ) -> dict[str, Any]:
-    """Both arms from the same initial points; returns the search record (see the module docstring)."""
-    import numpy as np
+    """Both arms from the same initial points, `repeats` times (search seeds cfg.seed, cfg.seed + 1, ...: the
+    random arm's draw and Φ's initialisation); returns the search record (see the module docstring). Z* comes from
+    the first repetition; a schedule two repetitions choose is trained once (the cache key has no search seed)."""
+    import dataclasses
 
-    from hydra_repro.search.perfmodel import Standardizer, fit_transformer
-
+    if repeats < 1:
+        raise UserError(f"search repeats: got {repeats!r}; expected an integer >= 1")
     start = time.time()
     if len(initial) < 2:
         raise DegenerateDataError(
             f"search: {len(initial)} initial evaluated runs of role {cfg.role!r}; need at least 2"
         )
     objective = Objective(initial)
+    for p in initial:
+        p.setdefault("arm", "initial")
+        p["objective"] = objective(p["scores"])
+    runs: list[dict] = []
+    overhead = 0.0
+    for k in range(repeats):
+        seeded = dataclasses.replace(pm_cfg, seed=pm_cfg.seed + k)
+        random_points, guided_points, predictions, spent = _one_search(
+            cfg, seeded, pool, initial, trainer, objective, cfg.seed + k
+        )
+        overhead += spent
+        runs.append(
+            {
+                "seed": cfg.seed + k,
+                "arms": {
+                    "random": _best_so_far(initial, random_points),
+                    "guided": _best_so_far(initial, guided_points),
+                },
+                "random": random_points,
+                "guided": guided_points,
+                "predictions": predictions,
+            }
+        )
+    first = runs[0]
+    best, best_observed = _best_points(initial, first["random"], first["guided"])
+    searched = {p["key"]: p for r in runs for p in r["random"] + r["guided"]}  # each trained schedule once
+    train_s = sum(p["train_s"] for p in searched.values())
+    return {
+        "role": cfg.role,
+        "config": cfg.__dict__ | {},
+        "objective": objective.to_dict(),
+        "candidates": len(pool),
+        "untried_candidates": len(_untried(pool, initial)),
+        "points": initial + first["random"] + first["guided"],
+        "arms": first["arms"],
+        "predictions": first["predictions"],
+        "repeats": [{"seed": r["seed"], "arms": r["arms"]} for r in runs],
+        "study_points": list(searched.values()),
+        "best": best,
+        "best_observed": best_observed,
+        "trained": trainer.trained,
+        "timing": {
+            "wall_s": round(time.time() - start, 1),
+            "train_s": round(train_s, 1),
+            "overhead_s": round(overhead, 2),
+            # Φ's fits and scoring against the cost of the schedules it chose among (cached trainings included)
+            "overhead_share": overhead / max(overhead + train_s, 1e-9),
+        },
+    }
+
+
+def _untried(pool: list[dict], initial: list[dict]) -> list[dict]:
     tried = {ranks_key(p["ranks"]) for p in initial}
-    untried = [c for c in pool if ranks_key(c["ranks"]) not in tried]
+    return [c for c in pool if ranks_key(c["ranks"]) not in tried]
+
+
+def _one_search(
+    cfg: SearchConfig,
+    pm_cfg: PerfModelConfig,
+    pool: list[dict],
+    initial: list[dict],
+    trainer: Trainer,
+    objective: Objective,
+    seed: int,
+) -> tuple[list[dict], list[dict], list[dict], float]:
+    """One repetition of both arms: (random points, guided points, Φ's predictions, Φ's fit + scoring time)."""
+    import numpy as np
+
+    from hydra_repro.search.perfmodel import Standardizer, fit_transformer
+
+    untried = _untried(pool, initial)
     r_standard = initial[0]["r_standard"]
     overhead = 0.0
 
@@ -99,9 +175,9 @@ def search(
         train_s = (read_json(record, "search run's provenance").get("wall_time_s") or 0.0) if record.is_file() else 0.0
         point = {"run": f"search_{key}", "key": key, "role": cfg.role, "arm": arm, "round": round_, "train_s": train_s}
         point |= {"candidate": c["name"], "setting": c["setting"], "ranks": c["ranks"], "r_standard": r_standard}
-        return point | {"scores": scores, "objective": objective(scores)}
+        return point | {"scores": scores, "objective": objective(scores), "search_seed": seed}
 
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(seed)
     picks = rng.choice(len(untried), size=min(cfg.random_runs, len(untried)), replace=False).tolist()
     random_points = [evaluate(untried[i], "random", None) for i in picks]
 
@@ -127,34 +203,7 @@ def search(
             point["predicted_objective"] = float(predicted[i])
             guided_points.append(point)
             predictions.append({"round": round_ + 1, "predicted": float(predicted[i]), "observed": point["objective"]})
-
-    for p in initial:
-        p.setdefault("arm", "initial")
-        p["objective"] = objective(p["scores"])
-
-    best, best_observed = _best_points(initial, random_points, guided_points)
-    wall = time.time() - start
-    train_s = sum(p["train_s"] for p in random_points + guided_points)
-    return {
-        "role": cfg.role,
-        "config": cfg.__dict__ | {},
-        "objective": objective.to_dict(),
-        "candidates": len(pool),
-        "untried_candidates": len(untried),
-        "points": initial + random_points + guided_points,
-        "arms": {"random": _best_so_far(initial, random_points), "guided": _best_so_far(initial, guided_points)},
-        "predictions": predictions,
-        "best": best,
-        "best_observed": best_observed,
-        "trained": trainer.trained,
-        "timing": {
-            "wall_s": round(wall, 1),
-            "train_s": round(train_s, 1),
-            "overhead_s": round(overhead, 2),
-            # Φ's fits and scoring against the cost of the schedules it chose among (cached trainings included)
-            "overhead_share": overhead / max(overhead + train_s, 1e-9),
-        },
-    }
+    return random_points, guided_points, predictions, overhead
 
 
 def _best_so_far(initial: list[dict], points: list[dict]) -> list[float]:

@@ -1,6 +1,7 @@
 """HyDRA's performance model Φ (`hydra-repro perfmodel`): rank schedule Z -> the six benchmark scores p(Z).
 
-    hydra-repro perfmodel --params params.yaml --profile mini --out results/mini/perfmodel.json
+    hydra-repro perfmodel --params params.yaml --profile mini --role small --search results/mini/search/small.json \
+        --out results/mini/perfmodel/small.json
 
 The paper (§IV.A): "one encoder layer of Transformer with 4 multi-head attention heads and the model dimension is
 32 ... L2 loss ... Adam"; its input "comprises all information necessary to cover rank configuration". We read that
@@ -13,12 +14,14 @@ standardised too). Beyond it, because the data set is small (one point per train
 mean and standard deviation. Figure 6: the Transformer's train and validation loss per epoch on the 8:2 split.
 
 The data set: every evaluated run of the profile's role whose adapter is a rank schedule (uniform LoRA, fixed
-layouts, HyDRA; not full fine-tuning or AdaLoRA), plus the search's runs when `search.json` exists.
+layouts, HyDRA; not full fine-tuning or AdaLoRA), plus every schedule the role's search trained (all its
+repetitions) when `--search` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedules", type=Path, help="default: schedules/<profile>")
     p.add_argument("--results", type=Path, help="default: results/<profile>/runs")
     p.add_argument("--search", type=Path, help="the search's data set (points); optional")
-    p.add_argument("--out", type=Path, help="default: results/<profile>/perfmodel.json")
+    p.add_argument("--role", choices=["small", "large"], help="the model role (default: perfmodel.role)")
+    p.add_argument("--out", type=Path, help="default: results/<profile>/perfmodel/<role>.json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,14 +47,17 @@ def run(args: argparse.Namespace) -> int:
 
     profile, section = load_params(args.params, args.profile)
     cfg = dataclass_from_dict(PerfModelConfig, section.get("perfmodel", {}), f"profiles.{profile}.perfmodel")
-    extra = read_json(args.search, "search data set").get("points", []) if args.search else []  # [] if degenerate
+    if args.role:
+        cfg = dataclasses.replace(cfg, role=args.role)
+    found = read_json(args.search, "search data set") if args.search else {}
+    extra = found.get("study_points", found.get("points", []))  # [] if degenerate
     points = collect_points(
         args.schedules or Path("schedules") / profile,
         args.results or Path("results") / profile / "runs",
         cfg.role,
         [p for p in extra if p.get("role") == cfg.role and p.get("arm") != "initial"],  # initial = registry runs
     )
-    path = args.out or Path("results") / profile / "perfmodel.json"
+    path = args.out or Path("results") / profile / "perfmodel" / f"{cfg.role}.json"
     try:
         out = run_perfmodel(cfg, points)
     except DegenerateDataError as e:

@@ -1,6 +1,6 @@
 """HyDRA's iterative enhancement phase (`hydra-repro search`): performance-model-guided search for Z*.
 
-    hydra-repro search --params params.yaml --profile mini --out results/mini/search.json
+    hydra-repro search --params params.yaml --profile mini --role small --out results/mini/search/small.json
 
 The paper (§III.B, Fig. 5): the gradient norms define a solution space; schedules Z from it are trained and
 evaluated, the (Z, p(Z)) pairs refine the performance model Φ, Φ predicts a better Z, until g(G; Z) <= C and the
@@ -18,9 +18,12 @@ maximum number of iterations hold. It gives no candidate space, no acquisition r
   same initial data, so "best objective found vs runs spent" compares the two at equal cost.
 - Objective: the mean over benchmarks of z-scores, standardised with the initial data's mean and std per
   benchmark (benchmarks constant over the initial data are left out).
-- Cache: each trained schedule lives under `runs/<profile>/search/<key>` with its result in
-  `results/<profile>/search/<key>.json`, key = hash of (role, ranks, seed); a finished one is never trained again,
-  and a killed search resumes (training itself resumes from its checkpoints).
+- Cache: each trained schedule lives under `runs/<profile>/search/<role>/<key>` with its result in
+  `results/<profile>/search/<role>/<key>.json`, key = hash of (role, ranks, training seed); a finished one is never
+  trained again, and a killed search resumes (training itself resumes from its checkpoints).
+- Repetitions (beyond the paper): `--repeats n` runs both arms n times with search seeds `seed`, `seed + 1`, ...
+  (the random draw and Φ's initialisation), so that "does Φ find better schedules than random search at the same
+  number of trainings?" has a spread over search seeds; Z* and Table III come from the first repetition.
 
 - Z* (the paper: "utilize the performance model to find the optimal Z*", then train it): per family, the guided
   schedule Φ predicted best when it chose it; its observed scores are reported as they came out. The best
@@ -37,6 +40,7 @@ scoring time as a share of itself plus the searched schedules' training time, ca
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -53,7 +57,9 @@ from hydra_repro.search.iterate import Trainer, search
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_profile_arguments(p, "overrides params.yaml's `profile`")
-    p.add_argument("--out", type=Path, help="default: results/<profile>/search.json")
+    p.add_argument("--role", choices=["small", "large"], help="the model role searched (default: search.role)")
+    p.add_argument("--repeats", type=int, default=1, help="repetitions of both arms over search seeds (default 1)")
+    p.add_argument("--out", type=Path, help="default: results/<profile>/search/<role>.json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     profile, section = load_params(args.params, args.profile)
     where = f"profiles.{profile}"
     cfg = dataclass_from_dict(SearchConfig, section.get("search", {}), f"{where}.search")
+    if args.role:
+        cfg = dataclasses.replace(cfg, role=args.role)
     pm_cfg = dataclass_from_dict(PerfModelConfig, section.get("perfmodel", {}), f"{where}.perfmodel")
     alloc = dataclass_from_dict(AllocationParams, section.get("allocation", {}), f"{where}.allocation")
     base = Path("models") / profile / cfg.role
@@ -99,12 +107,13 @@ def run(args: argparse.Namespace) -> int:
         )
 
     seed = train_config_from_params(args.params, profile).seed
-    trainer = Trainer(Path("runs") / profile / "search", Path("results") / profile / "search", train_fn, eval_fn, seed)
+    runs, results = Path("runs") / profile / "search" / cfg.role, Path("results") / profile / "search" / cfg.role
+    trainer = Trainer(runs, results, train_fn, eval_fn, seed)
     for folder in (trainer.runs_dir, trainer.results_dir):  # DVC outputs, even when nothing gets trained
         folder.mkdir(parents=True, exist_ok=True)
-    out = args.out or Path("results") / profile / "search.json"
+    out = args.out or Path("results") / profile / "search" / f"{cfg.role}.json"
     try:
-        record = search(cfg, pm_cfg, pool, initial, trainer)
+        record = search(cfg, pm_cfg, pool, initial, trainer, args.repeats)
     except DegenerateDataError as e:
         if cfg.on_degenerate == "error":
             raise

@@ -11,9 +11,10 @@ Reads (and validates before writing anything):
   data/<profile>/eval/mini_sqa_img.parquet  ScienceQA's choice counts (random guessing in calibration.md), optional
   models/<profile>/smollm2/fetch.json    `hydra-repro fetch-smol`: what the probe's LM is (optional)
   schedules/<profile>/<run>.json         `hydra-repro allocate`: ranks and parameter accounting (Tables II, V-VII)
-  results/<profile>/perfmodel.json       the performance model (Table VIII, Fig. 6), optional until it lands:
+  results/<profile>/perfmodel/<role>.json  the performance model per role (Table VIII; Fig. 6: small), optional:
                                          {"models": {"mlp"|"lightgbm"|"rf"|"transformer": {"mse": x, "mae": y}},
                                           "curves": {name: [loss per epoch, ...]}}
+  results/<profile>/search/<role>.json   `hydra-repro search`: Z* per role (Table III), both arms, optional
 Writes `table_1.md ... table_8.md`, the same as booktabs `.tex`, `fig_3.png`, `fig_6.png` and `README.md` into
 `--out`, each atomically. This is the project's only reporting code: which run fills which row of the paper is
 decided here (`TABLE_RUNS`). Benchmark rows come in threes, paper / ours / Δ = ours - paper; the paper's numbers
