@@ -387,3 +387,38 @@ def test_the_bootstrap_interval_approaches_the_normal_one_and_draws_every_unit()
     assert r["high"] > 0  # resamples that draw question 0 once or more
     # no resample goes below 0; those that miss question 0, (49/50)^50 of them, tie at 0 and count on both sides
     assert r["p"] == pytest.approx(2 * (49 / 50) ** 50, abs=0.06)
+
+
+def test_pooled_noise_scores_each_benchmark_by_its_own_headline():
+    # MME's headline (acc + acc+ per category, x 100) is not the mean accuracy: pooling must score MME as MME
+    rng = np.random.default_rng(6)
+    runs = [[mme_records([tuple(int(v) for v in rng.random(2) < 0.6) for _ in range(30)]) for _ in range(3)]
+            for _ in range(2)]  # fmt: skip
+    noise = pooled_seed_noise("mme", runs)
+    heads = [[headline_from_records("mme", seed) for seed in run] for run in runs]
+    assert noise.sd == pytest.approx(pooled_seed_sd(heads)[0]) and noise.df == 4
+
+
+def test_two_shared_units_are_enough_and_results_are_plain_floats():
+    r = compare_runs("gqa", acc_records(np.array([[1.0, 0.0]] * 2)), acc_records(np.array([[0.0, 0.0]] * 2)))
+    assert r["n_units"] == 2 and all(isinstance(r[k], float) for k in ("diff", "se", "low", "high", "p", "mdd"))
+    with pytest.raises(ValueError, match="fewer than two evaluation units"):
+        compare_runs("gqa", acc_records(np.ones((1, 1))), acc_records(np.ones((1, 1))))
+    noise = pooled_seed_noise("gqa", [acc_records(np.array([[1.0, 0.0], [0.0, 0.0]]))])
+    assert noise is not None and noise.runs == 1
+
+
+def test_the_bootstrap_is_reproducible_from_its_seed():
+    rng = np.random.default_rng(8)
+    a, b = acc_records((rng.random((1, 60)) < 0.6).astype(float))[0], acc_records(np.zeros((1, 60)))[0]
+    assert paired_bootstrap("gqa", a, b, n_boot=300) == paired_bootstrap("gqa", a, b, n_boot=300)
+    assert paired_bootstrap("gqa", a, b, n_boot=300, seed=5) != paired_bootstrap("gqa", a, b, n_boot=300)
+
+
+def test_a_comparison_scores_each_benchmark_by_its_own_headline():
+    rng = np.random.default_rng(7)
+    a = [mme_records([tuple(int(v) for v in rng.random(2) < 0.7) for _ in range(40)]) for _ in range(2)]
+    b = [mme_records([tuple(int(v) for v in rng.random(2) < 0.5) for _ in range(40)]) for _ in range(2)]
+    r = compare_runs("mme", a, b)
+    want = np.mean([headline_from_records("mme", s) for s in a]) - np.mean([headline_from_records("mme", s) for s in b])
+    assert r["diff"] == pytest.approx(want)
