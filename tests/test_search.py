@@ -219,3 +219,14 @@ def test_repetitions_reuse_the_first_search_and_train_each_schedule_once(tmp_pat
 def test_repeats_below_one_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"search repeats: got 0; expected an integer >= 1"):
         search(CFG, PM, candidates(CFG, NORMS, R, DIMS), initial_points(), make_trainer(tmp_path), repeats=0)
+
+
+def test_each_arm_records_its_own_best_beside_the_floored_curve(tmp_path):
+    pool = candidates(CFG, NORMS, R, DIMS)
+    out = search(CFG, PM, pool, initial_points(), make_trainer(tmp_path))
+    rep = out["repeats"][0]
+    for arm in ("random", "guided"):
+        objectives = [p["objective"] for p in out["points"] if p["arm"] == arm]
+        assert rep["own"][arm] == list(np.maximum.accumulate(objectives))
+        assert rep["arms"][arm] == [max(out["initial_best"], v) for v in rep["own"][arm]]
+        assert rep["keys"][arm] == [p["key"] for p in out["points"] if p["arm"] == arm]

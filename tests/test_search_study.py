@@ -63,3 +63,23 @@ def test_the_full_study_script_sizes_both_arms_and_names_itself():
     assert script.SIZE == {"rounds": 4, "per_round": 1, "random_runs": 8} and script.REPEATS == 3
     assert 2 * script.SIZE["rounds"] * script.SIZE["per_round"] >= 8 and script.SIZE["random_runs"] >= 8
     assert "experiments/search_study.py --profile mini --role large" in full_study_command("mini", "large")
+
+
+def test_each_arms_own_best_is_compared_not_the_floor_of_the_initial_runs():
+    # both arms stay below the best initial run (0.9): floored curves would tie at 0.9 in every seed
+    floor = {"guided": [0.9] * 8, "random": [0.9] * 8}
+    ends = [(0.6, 0.3), (0.7, 0.3), (0.8, 0.3)]
+    own = [{"guided": rising(g), "random": rising(r)} for g, r in ends]
+    repeats = [{"seed": k, "arms": floor, "own": o} for k, o in enumerate(own)]
+    s = study({"role": "small", "arms": repeats[0]["arms"], "repeats": repeats, "initial_best": 0.9})
+    assert s.own and s.diffs == pytest.approx([0.3, 0.4, 0.5]) and s.verdict() == REPRODUCED
+    assert "beaten in 0 / 0 of 3 search seeds" in s.evidence()
+    older = [{"seed": r["seed"], "arms": r["arms"]} for r in repeats]  # a record without own curves: the floor
+    floored = study({"role": "small", "arms": older[0]["arms"], "repeats": older})
+    assert not floored.own and floored.diffs == [0.0, 0.0, 0.0]
+
+
+def test_identical_differences_over_search_seeds_have_no_interval():
+    s = study(record([rising(0.5)] * 3, [rising(0.5)] * 3))
+    assert s.verdict() == f"{INCONCLUSIVE} (no spread over search seeds)"
+    assert "no spread, no interval" in s.evidence() and math.isnan(s.mdd)

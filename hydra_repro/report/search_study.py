@@ -28,7 +28,9 @@ class Study:
     diffs: list[float]  # per search seed: guided - random best-so-far after `per_arm` schedules
     mean: float
     half: float  # 95% t half-width over search seeds (nan with one seed)
-    mdd: float  # minimum detectable difference at 80% power (nan with one seed)
+    mdd: float  # minimum detectable difference at 80% power (nan with one seed or no spread)
+    initial_best: float | None = None  # the best registry run within the budget, where both arms start
+    own: bool = False  # curves are each arm's own best (True) or floored at the initial best (older records)
 
     @property
     def sized(self) -> bool:
@@ -40,6 +42,8 @@ class Study:
         x 3 search seeds, inconclusive."""
         if not self.sized:
             return f"{INCONCLUSIVE} (study too small: {self.per_arm} per arm x {len(self.seeds)} search seeds)"
+        if not self.half > 0:  # every search seed gave the same difference: no interval to judge by
+            return f"{INCONCLUSIVE} (no spread over search seeds)"
         if self.mean - self.half > 0:
             return REPRODUCED
         if self.mean + self.half < 0:
@@ -47,13 +51,24 @@ class Study:
         return INCONCLUSIVE
 
     def evidence(self) -> str:
+        what = "best objective of each arm's own schedules" if self.own else "best-so-far objective"
         where = f"{self.role} model, {self.per_arm} schedules per arm, {len(self.seeds)} search seed(s)"
+        text = f"{where}: guided - random {what} {self.mean:+.3f}"
         if len(self.seeds) < 2:
-            return f"{where}: guided - random best objective {self.mean:+.3f} (one search seed, no interval)"
-        return (
-            f"{where}: guided - random best objective {self.mean:+.3f} [95% CI {self.mean - self.half:+.3f}, "
-            f"{self.mean + self.half:+.3f}], MDD {self.mdd:.3f} (mean z)"
-        )
+            text += " (one search seed, no interval)"
+        elif not self.half > 0:
+            text += " in every search seed (no spread, no interval)"
+        else:
+            text += f" [95% CI {self.mean - self.half:+.3f}, {self.mean + self.half:+.3f}], MDD {self.mdd:.3f} (mean z)"
+        if self.own and self.initial_best is not None and self.per_arm:
+            beat = {
+                arm: sum(c[self.per_arm - 1] > self.initial_best for c in curves) for arm, curves in self.curves.items()
+            }
+            text += (
+                f"; the best registry run within the budget scores {self.initial_best:+.3f}, beaten in "
+                f"{beat['guided']} / {beat['random']} of {len(self.seeds)} search seeds (guided / random)"
+            )
+        return text
 
 
 def study(search: dict[str, Any]) -> Study:
@@ -61,10 +76,13 @@ def study(search: dict[str, Any]) -> Study:
     import numpy as np
 
     repeats = search.get("repeats") or [{"seed": search.get("config", {}).get("seed", 0), "arms": search["arms"]}]
-    curves = {arm: [list(r["arms"].get(arm) or []) for r in repeats] for arm in ("guided", "random")}
+    own = all("own" in r for r in repeats)
+    curves = {arm: [list(r["own" if own else "arms"].get(arm) or []) for r in repeats] for arm in ("guided", "random")}
     n = min((len(c) for arm in curves.values() for c in arm), default=0)
     diffs = [g[n - 1] - r[n - 1] for g, r in zip(curves["guided"], curves["random"], strict=True)] if n else []
     mean, half = seed_interval(diffs) if diffs else (float("nan"), float("nan"))
     sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
-    found_mdd = mdd(sd / np.sqrt(len(diffs)), len(diffs) - 1) if len(diffs) > 1 else float("nan")
-    return Study(str(search.get("role")), [int(r["seed"]) for r in repeats], n, curves, diffs, mean, half, found_mdd)
+    found_mdd = mdd(sd / np.sqrt(len(diffs)), len(diffs) - 1) if sd > 0 else float("nan")
+    seeds = [int(r["seed"]) for r in repeats]
+    role, start = str(search.get("role")), search.get("initial_best")
+    return Study(role, seeds, n, curves, diffs, mean, half, found_mdd, start, own)

@@ -111,6 +111,8 @@ def search(
                     "random": _best_so_far(initial, random_points),
                     "guided": _best_so_far(initial, guided_points),
                 },
+                # each arm's best among its own schedules, not floored at the initial runs: what the arms found
+                "own": {"random": _running_max(random_points), "guided": _running_max(guided_points)},
                 "random": random_points,
                 "guided": guided_points,
                 "predictions": predictions,
@@ -129,7 +131,12 @@ def search(
         "points": initial + first["random"] + first["guided"],
         "arms": first["arms"],
         "predictions": first["predictions"],
-        "repeats": [{"seed": r["seed"], "arms": r["arms"]} for r in runs],
+        "repeats": [
+            {"seed": r["seed"], "arms": r["arms"], "own": r["own"]}
+            | {"keys": {arm: [p["key"] for p in r[arm]] for arm in ("random", "guided")}}
+            for r in runs
+        ],
+        "initial_best": _initial_best(initial),
         "study_points": list(searched.values()),
         "best": best,
         "best_observed": best_observed,
@@ -206,10 +213,22 @@ def _one_search(
     return random_points, guided_points, predictions, overhead
 
 
+def _running_max(points: list[dict]) -> list[float]:
+    out: list[float] = []
+    for p in points:
+        out.append(max(out[-1], p["objective"]) if out else p["objective"])
+    return out
+
+
+def _initial_best(initial: list[dict]) -> float:
+    """The best initial objective within the budget (all of them if none is within it)."""
+    within = [p["objective"] for p in initial if not p.get("over_budget")]
+    return max(within or [p["objective"] for p in initial])
+
+
 def _best_so_far(initial: list[dict], points: list[dict]) -> list[float]:
     """The best objective after each point of an arm, starting from the best initial point within the budget."""
-    within = [p["objective"] for p in initial if not p.get("over_budget")]
-    out, best = [], max(within or [p["objective"] for p in initial])
+    out, best = [], _initial_best(initial)
     for p in points:
         best = max(best, p["objective"])
         out.append(best)
