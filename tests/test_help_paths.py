@@ -51,7 +51,8 @@ def stage_calls() -> list[tuple[str, str, dict[str, list[str]], list[str]]]:
     calls = []
     for name, stage in STAGES.items():
         body = stage.get("do", stage)
-        words = shlex.split(" ".join(str(body["cmd"]).split()))
+        # a foreach stage's ${item} / ${key} become SAMPLE's values before parsing (a verb may restrict --role)
+        words = [concrete(w) for w in shlex.split(" ".join(str(body["cmd"]).split()))]
         verb = words[words.index("hydra-repro") + 1]
         parser = parser_for(verb)
         args = vars(parser.parse_args(words[words.index("hydra-repro") + 2 :]))
