@@ -199,6 +199,16 @@ def acc_records(matrix: np.ndarray) -> list[list[dict]]:
     return [[{"doc_id": u, "unit": u, "score": float(x)} for u, x in enumerate(row)] for row in matrix]
 
 
+def accuracy_pool(rng: np.random.Generator, p: np.ndarray, seeds: int, runs: int) -> list[list[list[dict]]]:
+    """`runs` runs of `seeds` seeds each, question u right with probability p[u]."""
+    return [acc_records((rng.random((seeds, len(p))) < p).astype(float)) for _ in range(runs)]
+
+
+def accuracy_headlines(pool: list[list[list[dict]]]) -> list[list[float]]:
+    """Per run, per seed: the accuracy headline (%), computed here from the records."""
+    return [[100 * np.mean([r["score"] for r in seed]) for seed in run] for run in pool]
+
+
 def reference_interval(xa: np.ndarray, xb: np.ndarray, noise: tuple[float, float, float] | None = None):
     """An independent reference for per-question accuracy, from a seeds x questions two-way layout: seed part
     s^2/n per run (or the pooled sd^2 for one seed), test part var_u(d_u)/U less each run's interaction mean square
@@ -242,10 +252,10 @@ def test_compare_runs_matches_a_two_way_anova_reference():
 def test_one_seed_runs_borrow_the_pooled_seed_spread():
     rng = np.random.default_rng(4)
     p = np.linspace(0.1, 0.9, 60)
-    pool = [acc_records((rng.random((3, 60)) < p).astype(float)) for _ in range(4)]
+    pool = accuracy_pool(rng, p, seeds=3, runs=4)
     noise = pooled_seed_noise("gqa", pool)
     # the pooled SD from the headlines alone, and the interaction mean square pooled by its df, written here
-    heads = [[100 * np.mean([r["score"] for r in seed]) for seed in run] for run in pool]
+    heads = accuracy_headlines(pool)
     assert (noise.sd, noise.df, noise.runs) == (pytest.approx(pooled_seed_sd(heads)[0]), 8, 4)
     ms = []
     for run in pool:
@@ -331,11 +341,9 @@ def test_a_standard_error_below_one_point_matches_the_normal_reference():
 
 
 def test_two_seed_runs_count_for_the_pooled_spread():
-    rng = np.random.default_rng(5)
-    p = np.linspace(0.2, 0.8, 40)
-    pool = [acc_records((rng.random((2, 40)) < p).astype(float)) for _ in range(3)]
+    pool = accuracy_pool(np.random.default_rng(5), np.linspace(0.2, 0.8, 40), seeds=2, runs=3)
     noise = pooled_seed_noise("gqa", pool)
-    heads = [[100 * np.mean([r["score"] for r in seed]) for seed in run] for run in pool]
+    heads = accuracy_headlines(pool)
     assert noise is not None and (noise.df, noise.runs) == (3, 3)  # one df per two-seed run
     assert noise.sd == pytest.approx(pooled_seed_sd(heads)[0])
 

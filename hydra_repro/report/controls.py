@@ -23,7 +23,8 @@ from hydra_repro.report.search_study import MIN_PER_ARM, MIN_SEEDS, full_study_c
 
 def table_search(inp: Inputs) -> Table:
     """Beyond the paper: guided vs random search at equal numbers of trained schedules, per role."""
-    n = max([1, *(len(c) for found in inp.searches.values() for arm in study(found).curves.values() for c in arm)])
+    studies = {role: study(found) for role, found in inp.searches.items()}
+    n = max([1, *(len(c) for s in studies.values() for arm in s.curves.values() for c in arm)])
     t = Table("table_search", f"Search (beyond the paper, profile {inp.profile}): performance-model-guided vs random",
               ["Role", "Arm", *[str(i) for i in range(1, 1 + n)]])  # fmt: skip
     t.align = "ll" + "r" * n
@@ -36,7 +37,7 @@ def table_search(inp: Inputs) -> Table:
         t.add([["not yet produced", "", MISSING]])
         return t
     for role, found in inp.searches.items():
-        s = study(found)
+        s = studies[role]
         for arm in ("guided", "random"):
             t.add([[role, arm, *_curve_cells(s.curves[arm], n)]])
         timing = found.get("timing", {})
